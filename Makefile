@@ -1,0 +1,49 @@
+# Set-up and entry points. Every target creates .venv if missing and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: run test test-all bench fashion-mnist clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# A pinned CPU build: an unpinned torch pulls a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package; install it when apt is available.
+fashion-mnist:
+	@if [ -e $(FASHION_DIR)/train-images-idx3-ubyte.gz ] || [ -e $(FASHION_DIR)/train-images-idx3-ubyte ]; then \
+		echo "Fashion-MNIST found in $(FASHION_DIR)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q dataset-fashion-mnist; \
+	else \
+		echo "apt-get not available: download the four Fashion-MNIST IDX files and run"; \
+		echo "  $(VENV)/bin/contrastkit train --set data.data_dir=PATH"; \
+	fi
+
+run: $(STAMP) fashion-mnist
+	$(VENV)/bin/contrastkit train
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP) fashion-mnist
+	$(PY) -m pytest -q -m ""
+
+bench: $(BENCH_STAMP) fashion-mnist
+	$(PY) benchmarks/image_ssl.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

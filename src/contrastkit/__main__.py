@@ -1,0 +1,5 @@
+"""``python -m contrastkit`` runs the command line."""
+
+from contrastkit.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""Pure tensor math: every contrastive objective as a function, no state.
+
+Like :mod:`torch.nn.functional`: no modules, no globals, no I/O. The
+InfoNCE-family objectives are thin wrappers over
+:func:`contrastive_loss_from_logits`.
+"""
+
+from contrastkit.functional.bootstrap import negative_cosine
+from contrastkit.functional.contrastive import (
+    clip_loss,
+    dcl,
+    dclw,
+    info_nce,
+    nt_xent,
+    siglip_loss,
+    supcon,
+    von_mises_weights,
+)
+from contrastkit.functional.core import contrastive_loss_from_logits
+from contrastkit.functional.geometry import alignment, uniformity
+from contrastkit.functional.redundancy import barlow_twins, vicreg, vicreg_terms
+
+__all__ = [
+    "alignment",
+    "barlow_twins",
+    "clip_loss",
+    "contrastive_loss_from_logits",
+    "dcl",
+    "dclw",
+    "info_nce",
+    "negative_cosine",
+    "nt_xent",
+    "siglip_loss",
+    "supcon",
+    "uniformity",
+    "vicreg",
+    "vicreg_terms",
+    "von_mises_weights",
+]

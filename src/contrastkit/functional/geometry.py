@@ -1,0 +1,82 @@
+"""Alignment and uniformity of embeddings on the hypersphere (Wang & Isola, 2020)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from contrastkit.errors import check_embeddings
+from contrastkit.functional._validation import check_pair, check_positive_scalar
+
+__all__ = ["alignment", "uniformity"]
+
+
+def alignment(z_a: torch.Tensor, z_b: torch.Tensor, alpha: float = 2.0, *, normalize: bool = True) -> torch.Tensor:
+    r"""Alignment loss (Wang & Isola, 2020, "Understanding Contrastive Representation Learning through Alignment and Uniformity on the Hypersphere").
+
+    .. math::
+
+        L_{align} = \frac{1}{B} \sum_i \| f(x_i) - f(y_i) \|_2^{\alpha}
+
+    The paper defines it on L2-normalised embeddings; this function normalises
+    them (``normalize=True``, default) — pass ``normalize=False`` for inputs
+    already on the sphere or to measure raw distances. Lower is better (0 when
+    positives coincide; at most ``2^alpha`` on the sphere).
+
+    Args:
+        z_a: ``[B, D]`` embeddings.
+        z_b: ``[B, D]`` embeddings of the positives, paired row by row.
+        alpha: the exponent ``alpha > 0`` (default 2).
+        normalize: L2-normalise the inputs (default ``True``).
+
+    Returns:
+        The scalar loss.
+
+    Example:
+        >>> z_a, z_b = torch.randn(8, 32), torch.randn(8, 32)
+        >>> value = alignment(z_a, z_b, alpha=2)
+        >>> bool(0 <= value <= 4)
+        True
+    """
+    check_positive_scalar("alpha", alpha)
+    check_pair("z_a", z_a, "z_b", z_b)
+    if normalize:
+        z_a, z_b = F.normalize(z_a, dim=1), F.normalize(z_b, dim=1)
+    squared = (z_a - z_b).pow(2).sum(dim=1)
+    return squared.mean() if alpha == 2 else squared.pow(alpha / 2).mean()
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0, *, normalize: bool = True) -> torch.Tensor:
+    r"""Uniformity loss (Wang & Isola, 2020).
+
+    .. math::
+
+        L_{uniform} = \log \frac{2}{B(B-1)} \sum_{i < j} \exp(-t \| f(x_i) - f(x_j) \|_2^2)
+
+    over the distinct pairs ``i < j`` (``torch.pdist``), computed with a
+    ``logsumexp``. The paper defines it on L2-normalised embeddings; this function
+    normalises them (``normalize=True``, default). Lower (more negative) is more
+    uniform; the value lies in ``[-4t, 0]`` on the sphere.
+
+    Args:
+        z: ``[B, D]`` embeddings, ``B >= 2``.
+        t: the kernel scale ``t > 0`` (default 2).
+        normalize: L2-normalise the inputs (default ``True``).
+
+    Returns:
+        The scalar loss.
+
+    Example:
+        >>> z = torch.randn(64, 16)
+        >>> value = uniformity(z, t=2)
+        >>> bool(value <= 0)
+        True
+    """
+    check_positive_scalar("t", t)
+    check_embeddings("z", z, min_rows=2)
+    if normalize:
+        z = F.normalize(z, dim=1)
+    squared = torch.pdist(z, p=2).pow(2)
+    return torch.logsumexp(-t * squared, dim=0) - math.log(squared.numel())

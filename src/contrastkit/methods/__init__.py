@@ -1,0 +1,16 @@
+"""Methods: views + encoder + heads + objective + negatives, one small class each."""
+
+from contrastkit.methods.barlow_twins import BarlowTwins
+from contrastkit.methods.base import Method, Output
+from contrastkit.methods.byol import BYOL
+from contrastkit.methods.moco import MoCo
+from contrastkit.methods.registry import METHODS, build_method, method_names, method_options
+from contrastkit.methods.simclr import SimCLR
+from contrastkit.methods.simsiam import SimSiam
+from contrastkit.methods.supcon import SupCon
+from contrastkit.methods.vicreg import VICReg
+
+__all__ = [
+    "BYOL", "METHODS", "BarlowTwins", "Method", "MoCo", "Output", "SimCLR", "SimSiam", "SupCon", "VICReg",
+    "build_method", "method_names", "method_options",
+]

@@ -1,0 +1,47 @@
+"""Barlow Twins (Zbontar et al., 2021): push the views' cross-correlation to the identity."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from contrastkit.data.batch import Batch
+from contrastkit.functional import barlow_twins
+from contrastkit.methods.base import Method, Output
+from contrastkit.nn import ProjectionHead
+
+
+class BarlowTwins(Method):
+    """Barlow Twins: redundancy reduction, no negatives.
+
+    Args:
+        encoder: backbone with an ``output_dim`` attribute.
+        views: a pair ``(view_a, view_b)`` of augmentation modules.
+        projection_hidden_dim: hidden width of the projector (paper: 8192; smaller for CPU runs).
+        projection_dim: projector output width (paper: 8192).
+        lambd: weight of the off-diagonal term (paper default 5e-3).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        views: tuple[nn.Module, nn.Module],
+        *,
+        projection_hidden_dim: int = 1024,
+        projection_dim: int = 1024,
+        lambd: float = 5e-3,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.view_a, self.view_b = views
+        self.projector = ProjectionHead(encoder.output_dim, projection_hidden_dim, projection_dim, num_layers=3)
+        self.lambd = lambd
+
+    def forward(self, batch: Batch) -> Output:
+        self.check_batch(batch)
+        x = batch.inputs
+        # Separate passes: the loss standardises each branch over its own batch, as in the paper.
+        z_a = self.projector(self.encoder(self.view_a(x)))
+        z_b = self.projector(self.encoder(self.view_b(x)))
+        loss = barlow_twins(z_a, z_b, lambd=self.lambd)
+        return Output(loss, {"loss": loss.item()})

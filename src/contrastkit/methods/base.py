@@ -1,0 +1,62 @@
+"""The method contract: ``forward(batch) -> Output``, ``embed(x)``, ``on_step_end(step)``.
+
+A method composes views, an encoder, heads, an objective and a source of
+negatives. It never touches optimisers, devices, files or process groups: the
+trainer owns those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from contrastkit.data.batch import Batch
+
+
+@dataclass
+class Output:
+    """What a training step returns.
+
+    Attributes:
+        loss: a scalar tensor to back-propagate.
+        logs: detached scalars worth logging (floats), e.g. ``{"loss": 1.2, "pos_sim": 0.8}``.
+    """
+
+    loss: torch.Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """Base class of every contrastive method.
+
+    Subclasses set ``self.encoder`` (the backbone whose output is the downstream
+    representation) and implement :meth:`forward`. ``embed`` returns the backbone
+    features without augmentation, which is what evaluation uses.
+    """
+
+    encoder: nn.Module
+    #: whether ``forward`` needs ``batch.labels`` (supervised methods).
+    needs_labels: bool = False
+
+    def forward(self, batch: Batch) -> Output:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The representation used downstream: backbone features ``[B, D]``."""
+        return self.encoder(inputs)
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        """Hook after each optimiser step (momentum and queue updates). Default: nothing."""
+
+    def check_batch(self, batch: Batch) -> None:
+        """Raise a clear error when the batch cannot train this method."""
+        if isinstance(batch.inputs, torch.Tensor) and batch.inputs.shape[0] < 2:
+            raise ValueError(
+                f"{type(self).__name__}: a batch needs at least 2 samples to have negatives, "
+                f"got {batch.inputs.shape[0]}"
+            )
+        if self.needs_labels and batch.labels is None:
+            raise ValueError(f"{type(self).__name__} is supervised: expected batch.labels, got None")

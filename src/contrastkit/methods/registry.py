@@ -1,0 +1,57 @@
+"""Methods registered by name; recipes and the CLI refer to these names only."""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from contrastkit.errors import unknown_name_error
+from contrastkit.methods.barlow_twins import BarlowTwins
+from contrastkit.methods.base import Method
+from contrastkit.methods.byol import BYOL
+from contrastkit.methods.moco import MoCo
+from contrastkit.methods.simclr import SimCLR
+from contrastkit.methods.simsiam import SimSiam
+from contrastkit.methods.supcon import SupCon
+from contrastkit.methods.vicreg import VICReg
+
+METHODS: dict[str, type[Method]] = {
+    "simclr": SimCLR,
+    "moco": MoCo,
+    "byol": BYOL,
+    "simsiam": SimSiam,
+    "barlow-twins": BarlowTwins,
+    "vicreg": VICReg,
+    "supcon": SupCon,
+}
+
+
+def method_names() -> list[str]:
+    """Names accepted by :func:`build_method`."""
+    return sorted(METHODS)
+
+
+def method_options(name: str) -> dict[str, object]:
+    """The keyword options of a method and their defaults."""
+    cls = _lookup(name)
+    params = inspect.signature(cls.__init__).parameters
+    return {key: p.default for key, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def build_method(name: str, encoder: nn.Module, views: tuple[nn.Module, nn.Module], **options: object) -> Method:
+    """Build a registered method; unknown names or options raise ``ValueError``."""
+    cls = _lookup(name)
+    known = method_options(name)
+    unexpected = sorted(set(options) - set(known))
+    if unexpected:
+        raise ValueError(
+            f"method {name!r} got unknown option(s) {unexpected}; expected some of: {', '.join(sorted(known))}"
+        )
+    return cls(encoder, views, **options)
+
+
+def _lookup(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise unknown_name_error("method", name, METHODS)
+    return METHODS[name]

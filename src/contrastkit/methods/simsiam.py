@@ -1,0 +1,49 @@
+"""SimSiam (Chen & He, 2021): a predictor and stop-gradient, no momentum, no negatives."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from contrastkit.data.batch import Batch
+from contrastkit.functional import negative_cosine
+from contrastkit.methods.base import Method, Output
+from contrastkit.nn import PredictionHead, ProjectionHead
+
+
+class SimSiam(Method):
+    """SimSiam: ``L = D(p_a, stopgrad z_b)/2 + D(p_b, stopgrad z_a)/2`` with ``D`` negative cosine.
+
+    Args:
+        encoder: backbone with an ``output_dim`` attribute.
+        views: a pair ``(view_a, view_b)`` of augmentation modules.
+        projection_dim: projector output width (paper 2048).
+        predictor_hidden_dim: bottleneck of the predictor (paper 512, i.e. dim/4).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        views: tuple[nn.Module, nn.Module],
+        *,
+        projection_dim: int = 512,
+        predictor_hidden_dim: int = 128,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.view_a, self.view_b = views
+        # The paper's projector: 3 layers with BN on the output too.
+        self.projector = ProjectionHead(
+            encoder.output_dim, projection_dim, projection_dim, num_layers=3, last_batch_norm=True
+        )
+        self.predictor = PredictionHead(projection_dim, predictor_hidden_dim, projection_dim)
+
+    def forward(self, batch: Batch) -> Output:
+        self.check_batch(batch)
+        x = batch.inputs
+        z = self.projector(self.encoder(torch.cat([self.view_a(x), self.view_b(x)])))
+        p = self.predictor(z)
+        z_a, z_b = z.chunk(2)
+        p_a, p_b = p.chunk(2)
+        loss = 0.5 * (negative_cosine(p_a, z_b) + negative_cosine(p_b, z_a))
+        return Output(loss, {"loss": loss.item()})

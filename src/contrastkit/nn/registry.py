@@ -1,0 +1,76 @@
+"""Encoders registered by name, so recipes and the command line refer to names only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from contrastkit.errors import unknown_name_error
+from contrastkit.nn.mlp import MLPEncoder
+from contrastkit.nn.resnet import SmallResNet, resnet18_small
+
+
+def _small_resnet(in_channels: int = 1, image_size: int | None = None, **kwargs: object) -> nn.Module:
+    # image_size is accepted (and unused: global pooling handles any size) so a
+    # recipe can pass the same {in_channels, image_size} to every image encoder.
+    del image_size
+    return SmallResNet(in_channels, **kwargs)  # type: ignore[arg-type]
+
+
+def _resnet18_small(in_channels: int = 3, image_size: int | None = None, **kwargs: object) -> nn.Module:
+    del image_size
+    return resnet18_small(in_channels, **kwargs)
+
+
+def _mlp(
+    input_dim: int | None = None,
+    *,
+    in_channels: int | None = None,
+    image_size: int | None = None,
+    **kwargs: object,
+) -> nn.Module:
+    # Accept either input_dim or the image description the other encoders take.
+    if input_dim is None:
+        if in_channels is None or image_size is None:
+            raise ValueError("mlp encoder: expected input_dim, or both in_channels and image_size")
+        input_dim = in_channels * image_size * image_size
+    return MLPEncoder(input_dim, **kwargs)  # type: ignore[arg-type]
+
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "small-resnet": _small_resnet,
+    "resnet18-small": _resnet18_small,
+    "mlp": _mlp,
+}
+"""Encoder factories by name. Every built encoder has an ``output_dim`` attribute."""
+
+
+def encoder_names() -> list[str]:
+    """Names of the registered encoders, sorted."""
+    return sorted(ENCODERS)
+
+
+def build_encoder(name: str, **kwargs: object) -> nn.Module:
+    """Build a registered encoder.
+
+    Args:
+        name: one of ``encoder_names()``.
+        **kwargs: passed to the encoder: ``in_channels`` / ``image_size`` for
+            the image encoders (``mlp`` also takes ``input_dim``), plus the
+            class's own options (``widths``, ``hidden_dims``, ...).
+
+    Returns:
+        The encoder module, with an ``output_dim`` attribute.
+
+    Raises:
+        ValueError: for an unknown name.
+
+    Example:
+        >>> encoder = build_encoder("small-resnet", in_channels=1, image_size=28)
+        >>> encoder.output_dim
+        128
+    """
+    if name not in ENCODERS:
+        raise unknown_name_error("encoder", name, ENCODERS)
+    return ENCODERS[name](**kwargs)

@@ -1,0 +1,270 @@
+"""The job a recipe describes: build, measure baselines, train, evaluate, plot, report.
+
+This is what ``contrastkit train`` (and ``make run``) executes. Every modality goes
+through the same steps and writes the same ``metrics.json`` shape::
+
+    {"knn_top1": ..., "linear_top1": ..., ...,
+     "baselines": {"raw_input": {"knn_top1": ..., "linear_top1": ...},
+                   "random_init": {"knn_top1": ..., "linear_top1": ...}},
+     "train": {"steps": ..., "seconds": ..., "seconds_per_epoch": ...}}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from contrastkit.data import ArrayDataset, DatasetSplits, load_dataset
+from contrastkit.eval import (
+    alignment_uniformity,
+    evaluate_representation,
+    extract_features,
+    plot_embedding_2d,
+    plot_loss_curve,
+    print_table,
+)
+from contrastkit.methods import Method, build_method
+from contrastkit.nn.registry import build_encoder
+from contrastkit.train.atomic import atomic_write_json, atomic_write_text
+from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint
+from contrastkit.train.config import EvalConfig, eval_config, load_run_config, resolved, train_config
+from contrastkit.train.seed import seed_everything
+from contrastkit.train.trainer import Trainer, resolve_device
+from contrastkit.views.image import build_views
+
+BASELINES_FILE = "baselines.json"
+METRICS_FILE = "metrics.json"
+
+
+def load_data(config: dict[str, Any]) -> DatasetSplits:
+    """The recipe's dataset (``data.name`` plus its options)."""
+    options = dict(config["data"])
+    name = options.pop("name")
+    return load_dataset(name, **options)
+
+
+def build_method_from_config(config: dict[str, Any], splits: DatasetSplits) -> Method:
+    """Encoder + views + method as the recipe names them, seeded by ``config['seed']``."""
+    if splits.modality != "image":
+        raise ValueError(f"dataset {splits.name!r} is {splits.modality!r} data; this recipe expects images")
+    seed_everything(int(config.get("seed", 0)))
+    channels, image_size = splits.input_shape[0], splits.input_shape[-1]
+    encoder_options = dict(config["encoder"])
+    encoder = build_encoder(encoder_options.pop("name"), in_channels=channels, image_size=image_size,
+                            **encoder_options)
+    view_options = dict(config["views"])
+    views = build_views(view_options.pop("preset"), image_size=image_size, channels=channels, **view_options)
+    method_options = dict(config["method"])
+    return build_method(method_options.pop("name"), encoder, views, **method_options)
+
+
+def _subset(dataset: ArrayDataset, size: int | None, seed: int) -> ArrayDataset:
+    if size is None or size >= len(dataset):
+        return dataset
+    rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
+    return dataset.subset(rows.sort().values)
+
+
+class Evaluator:
+    """Embeds the (sub-sampled) train and test splits and scores the features."""
+
+    def __init__(self, splits: DatasetSplits, config: EvalConfig, device: torch.device, seed: int) -> None:
+        self.config, self.device = config, device
+        self.train = _subset(splits.train, config.train_subset, seed)
+        self.test = _subset(splits.test, config.test_subset, seed + 1)
+        self.num_classes = splits.num_classes
+        if self.train.labels is None or self.test.labels is None:
+            raise ValueError(f"dataset {splits.name!r} has no labels: kNN and linear-probe evaluation need them")
+
+    def features(self, method: Method) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backbone features of the train and test rows (eval mode, no augmentation)."""
+        was_training = method.training
+        method.eval()
+        try:
+            train, _ = extract_features(method.embed, self.train, self.config.batch_size, self.device)
+            test, _ = extract_features(method.embed, self.test, self.config.batch_size, self.device)
+        finally:
+            method.train(was_training)
+        return train, test
+
+    def score(self, train_features: torch.Tensor, test_features: torch.Tensor, linear: bool | None = None) -> dict:
+        assert self.train.labels is not None and self.test.labels is not None
+        return evaluate_representation(
+            train_features, self.train.labels, test_features, self.test.labels,
+            knn_k=self.config.knn_k, knn_temperature=self.config.knn_temperature,
+            linear=self.config.linear if linear is None else linear, num_classes=self.num_classes,
+        )  # fmt: skip
+
+    def __call__(self, method: Method) -> dict[str, float]:
+        """Periodic evaluation during training: kNN only (cheap)."""
+        return self.score(*self.features(method), linear=False)
+
+    def raw_input(self) -> dict[str, float]:
+        """The raw-input baseline: flattened inputs as features."""
+        return self.score(self.train.inputs.flatten(1).float(), self.test.inputs.flatten(1).float())
+
+
+def _view_geometry(method: Method, evaluator: Evaluator, rows: int = 2000) -> dict[str, float]:
+    """Alignment and uniformity of backbone features of two augmented views of test rows."""
+    inputs = evaluator.test.inputs[:rows].to(evaluator.device)
+    method.eval()
+    with torch.no_grad():
+        view_a = getattr(method, "view_a", None)
+        view_b = getattr(method, "view_b", None)
+        if view_a is None or view_b is None:
+            return {}
+        features_a = method.embed(view_a(inputs)).float().cpu()
+        features_b = method.embed(view_b(inputs)).float().cpu()
+    return alignment_uniformity(features_a, features_b)
+
+
+def _new_run_dir(name: str, root: str | Path = "runs") -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    path, counter = base, 1
+    while path.exists():
+        counter += 1
+        path = Path(f"{base}-{counter}")
+    return path
+
+
+def _environment() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run(
+    config: dict[str, Any],
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    verbose: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Run a recipe end to end and return ``(run_dir, metrics)``.
+
+    Args:
+        config: a loaded recipe (see :func:`contrastkit.train.config.load_config`).
+        run_dir: where to write; default ``runs/NAME-TIMESTAMP``.
+        resume: continue the run in ``run_dir`` from its latest checkpoint.
+        verbose: print progress and the result table.
+    """
+    config = resolved(config)
+    seed = int(config["seed"])
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run directory")
+        run_dir = Path(run_dir)
+    else:
+        run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(str(config["name"]))
+        if (run_dir / "checkpoints").exists():
+            raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new directory")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    def say(message: str) -> None:
+        if verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    splits = load_data(config)
+    method = build_method_from_config(config, splits)
+    evaluation = eval_config(config)
+    training = train_config(config)
+    device = resolve_device(training.device)
+    if not verbose:
+        training.progress = False
+    evaluator = Evaluator(splits, evaluation, device, seed)
+
+    baselines_path = run_dir / BASELINES_FILE
+    if evaluation.baselines and not baselines_path.exists():
+        started = time.perf_counter()
+        say("measuring baselines (raw input, random-init encoder) ...")
+        method.to(device)
+        baselines = {"raw_input": evaluator.raw_input(), "random_init": evaluator.score(*evaluator.features(method))}
+        atomic_write_json(baselines_path, baselines)
+        say(f"baselines done in {time.perf_counter() - started:.0f}s")
+    baselines = json.loads(baselines_path.read_text()) if baselines_path.exists() else {}
+
+    # Re-seed so training draws the same random numbers whether or not baselines ran.
+    seed_everything(seed + 1)
+    trainer = Trainer(
+        method, splits.train, training, run_dir, seed=seed,
+        eval_fn=evaluator if training.eval_every else None, checkpoint_extra={"config": config},
+    )  # fmt: skip
+    if resume:
+        step = trainer.resume()
+        say(f"resuming {run_dir} from step {step}/{trainer.total_steps}")
+    say(f"training {config['method']['name']} on {splits.name}: {trainer.total_steps} steps "
+        f"of batch {training.batch_size} on {trainer.device}")
+    result = trainer.fit()
+
+    started = time.perf_counter()
+    train_features, test_features = evaluator.features(method)
+    learned = evaluator.score(train_features, test_features)
+    learned.update(_view_geometry(method, evaluator))
+    metrics: dict[str, Any] = {
+        "recipe": config["name"],
+        "method": config["method"]["name"],
+        "dataset": splits.name,
+        **learned,
+        "baselines": baselines,
+        "train": {
+            "steps": result.steps,
+            "seconds": round(result.seconds, 2),
+            "seconds_per_epoch": round(result.seconds_per_epoch, 2),
+            "final_loss": result.final_loss,
+        },
+        "eval_rows": {"train": len(evaluator.train), "test": len(evaluator.test)},
+        "environment": _environment(),
+    }
+    if evaluation.plots:
+        plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png", keys=["loss"],
+                        title=f"{config['method']['name']} on {splits.name}")
+        plot_embedding_2d(test_features, evaluator.test.labels, run_dir / "embedding_2d.png",
+                          method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
+                          title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
+    metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    if verbose:
+        print_table({"learned": learned, **baselines}, columns=["knn_top1", "linear_top1"],
+                    title=f"{config['method']['name']} on {splits.name} "
+                          f"(kNN k={evaluation.knn_k}, τ={evaluation.knn_temperature}; test rows {len(evaluator.test)})")
+    return run_dir, metrics
+
+
+def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]:
+    """Re-evaluate the latest checkpoint of a finished (or interrupted) run; update ``metrics.json``."""
+    run_dir = Path(run_dir)
+    config = resolved(load_run_config(run_dir))
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint (expected {run_dir}/checkpoints/latest.json)")
+    splits = load_data(config)
+    method = build_method_from_config(config, splits)
+    state = load_checkpoint(checkpoint, method, restore_rng=False)
+    device = resolve_device(config["train"]["device"])
+    method.to(device)
+    evaluator = Evaluator(splits, eval_config(config), device, int(config["seed"]))
+    learned = evaluator.score(*evaluator.features(method))
+    metrics_path = run_dir / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics.update(learned)
+    metrics["evaluated_step"] = state.step
+    baselines_path = run_dir / BASELINES_FILE
+    metrics.setdefault("baselines", json.loads(baselines_path.read_text()) if baselines_path.exists() else {})
+    atomic_write_json(metrics_path, metrics)
+    if verbose:
+        print_table({"learned": learned, **metrics["baselines"]}, columns=["knn_top1", "linear_top1"],
+                    title=f"{run_dir} at step {state.step}")
+    return metrics

@@ -1,0 +1,221 @@
+"""The training loop: the only place that owns optimisers, schedules, devices and checkpoints."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from contrastkit.methods.base import Method
+from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from contrastkit.train.loader import EpochBatches
+from contrastkit.train.metrics_log import MetricsLog
+from contrastkit.train.optim import build_optimizer, build_schedule
+from contrastkit.train.progress import Progress
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (the ``train:`` section of a recipe).
+
+    Attributes:
+        batch_size: samples per step.
+        epochs: passes over the training set (fractions allowed); ignored when ``steps`` is set.
+        steps: total optimiser steps; overrides ``epochs``.
+        optimizer: ``adamw``, ``sgd`` or ``lars``.
+        lr: peak learning rate.
+        weight_decay: on weights only.
+        momentum: for ``sgd``/``lars``.
+        warmup_fraction: fraction of steps with linear warm-up before the cosine decay.
+        final_lr_fraction: the cosine schedule ends at ``lr * final_lr_fraction``.
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        eval_every: steps between periodic evaluations (0: none).
+        log_every: steps between ``metrics.jsonl`` records.
+        keep_last: checkpoints kept on disk.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...
+        tensorboard: also write TensorBoard scalars to ``RUN_DIR/tensorboard``.
+        progress: show progress (a bar on a terminal, a few lines elsewhere).
+    """
+
+    batch_size: int = 256
+    epochs: float = 1.0
+    steps: int | None = None
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    warmup_fraction: float = 0.05
+    final_lr_fraction: float = 0.0
+    checkpoint_every: int = 0
+    eval_every: int = 0
+    log_every: int = 1
+    keep_last: int = 2
+    device: str = "auto"
+    tensorboard: bool = False
+    progress: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"train.device: expected auto, cpu, cuda[:N] or mps, got {name!r}") from error
+
+
+@dataclass
+class TrainResult:
+    """Summary of a finished ``fit``."""
+
+    steps: int
+    seconds: float
+    seconds_per_epoch: float
+    final_loss: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Train a :class:`~contrastkit.methods.base.Method` on a dataset.
+
+    Args:
+        method: the method to train (moved to the configured device).
+        dataset: the training set (rows fetched as :class:`~contrastkit.data.batch.Batch`).
+        config: training hyper-parameters.
+        run_dir: where ``metrics.jsonl`` and ``checkpoints/`` go.
+        seed: seeds the batch order (model init and augmentations are seeded by the caller).
+        eval_fn: optional ``eval_fn(method) -> dict`` run every ``config.eval_every`` steps.
+        checkpoint_extra: JSON-able values stored in every checkpoint (e.g. the resolved config).
+    """
+
+    def __init__(
+        self,
+        method: Method,
+        dataset: Dataset,
+        config: TrainConfig,
+        run_dir: str | Path,
+        *,
+        seed: int = 0,
+        eval_fn: Callable[[Method], dict[str, float]] | None = None,
+        checkpoint_extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.method = method.to(self.device)
+        self.batches = EpochBatches(dataset, config.batch_size, seed)
+        if config.steps is not None:
+            if config.steps < 1:
+                raise ValueError(f"train.steps: expected a positive integer, got {config.steps}")
+            self.total_steps = int(config.steps)
+        else:
+            if config.epochs <= 0:
+                raise ValueError(f"train.epochs: expected > 0, got {config.epochs}")
+            self.total_steps = max(1, math.ceil(config.epochs * self.batches.steps_per_epoch))
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.eval_fn = eval_fn
+        self.checkpoint_extra = checkpoint_extra or {}
+        self.optimizer = build_optimizer(
+            config.optimizer, self.method, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
+        )
+        warmup = int(round(config.warmup_fraction * self.total_steps))
+        self.scheduler = build_schedule(self.optimizer, self.total_steps, warmup, config.final_lr_fraction)
+        self.step = 0
+
+    def resume(self) -> int:
+        """Restore the latest checkpoint of ``run_dir`` (weights, optimiser, schedule, RNG); return its step."""
+        path = latest_checkpoint(self.checkpoint_dir)
+        if path is None:
+            raise FileNotFoundError(
+                f"cannot resume: no checkpoint in {self.checkpoint_dir} (expected {self.checkpoint_dir}/latest.json)"
+            )
+        state = load_checkpoint(path, self.method, self.optimizer, self.scheduler)
+        self.step = state.step
+        return self.step
+
+    def save(self) -> Path:
+        """Write a checkpoint of the current step."""
+        return save_checkpoint(
+            self.checkpoint_dir, self.step, self.method, self.optimizer, self.scheduler,
+            extra=self.checkpoint_extra, keep_last=self.config.keep_last,
+        )
+
+    def fit(self, *, stop_at: int | None = None) -> TrainResult:
+        """Train until ``total_steps`` (or ``stop_at``, used to simulate an interruption).
+
+        Checkpoints are written every ``checkpoint_every`` steps and at the end.
+        """
+        config = self.config
+        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        log = MetricsLog(
+            self.run_dir / "metrics.jsonl", self.run_dir / "tensorboard" if config.tensorboard else None
+        )
+        log.truncate_after(self.step)
+        progress = Progress(self.total_steps, start=self.step, enabled=config.progress)
+        history: list[dict[str, Any]] = []
+        started, start_step, loss_value = time.perf_counter(), self.step, float("nan")
+        try:
+            while self.step < end:
+                batch = self.batches.batch(self.step).to(self.device)
+                self.method.train()
+                output = self.method(batch)
+                loss = output.loss
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {loss.item()} at step {self.step}: lower train.lr or check the data "
+                        f"(the last finite checkpoint is in {self.checkpoint_dir})"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.scheduler.step()
+                self.method.on_step_end(self.step, self.total_steps)
+                self.step += 1
+                loss_value = float(loss.detach())
+                evaluate = bool(config.eval_every) and self.eval_fn is not None and self.step % config.eval_every == 0
+                if self.step % config.log_every == 0 or self.step == end or evaluate:
+                    record = {
+                        "step": self.step,
+                        "epoch": self.step / self.batches.steps_per_epoch,
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        **output.logs,
+                        "loss": loss_value,
+                    }
+                    if evaluate:
+                        record.update({f"eval/{k}": v for k, v in self.eval_fn(self.method).items()})
+                    log.write(record)
+                    history.append(record)
+                progress.update(self.step, f"loss {loss_value:.4f}")
+                if config.checkpoint_every and self.step % config.checkpoint_every == 0 and self.step < end:
+                    self.save()
+            self.save()
+        except KeyboardInterrupt:
+            print(
+                f"\ninterrupted at step {self.step}; continue with: contrastkit train --resume {self.run_dir}",
+                file=sys.stderr,
+            )
+            raise
+        finally:
+            progress.close()
+            log.close()
+        seconds = time.perf_counter() - started
+        done = max(1, self.step - start_step)
+        return TrainResult(
+            steps=self.step,
+            seconds=seconds,
+            seconds_per_epoch=seconds / done * self.batches.steps_per_epoch,
+            final_loss=loss_value,
+            history=history,
+        )
