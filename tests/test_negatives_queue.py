@@ -68,10 +68,12 @@ def test_state_dict_round_trip():
 
 def test_errors():
     queue = Queue(4, 3)
-    with pytest.raises(ValueError, match=r"\[B, 3\]"):
+    with pytest.raises(ValueError, match="D=3"):
         queue.enqueue(torch.randn(2, 5))
-    with pytest.raises(ValueError, match=r"\[B, 3\]"):
+    with pytest.raises(ValueError, match=r"\[N, D\]"):
         queue.enqueue(torch.randn(3))
+    with pytest.raises(ValueError, match="at least 1 rows"):
+        queue.enqueue(torch.randn(0, 3))
     with pytest.raises(ValueError, match="at most size=4"):
         queue.enqueue(torch.randn(5, 3))
     with pytest.raises(ValueError, match="finite"):

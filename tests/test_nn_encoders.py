@@ -34,6 +34,17 @@ def test_small_resnet_downsamples_once_per_later_stage():
     assert features.shape == (2, 128, 7, 7)
 
 
+def test_channels_last_layout_gives_same_numbers():
+    torch.manual_seed(0)
+    fast = SmallResNet(1, widths=(8, 16))
+    torch.manual_seed(0)
+    plain = SmallResNet(1, widths=(8, 16), channels_last=False)
+    assert fast.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.stem[0].weight.is_contiguous()
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(fast(x), plain(x), atol=1e-5, rtol=1e-4)
+
+
 def test_resnet18_small_preset():
     model = resnet18_small(1)
     assert model.output_dim == 512

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from contrastkit.errors import check_embeddings
+
 
 class Queue(nn.Module):
     """A fixed-size FIFO of past keys, used as extra negatives.
@@ -71,23 +73,14 @@ class Queue(nn.Module):
             ValueError: wrong rank or feature size, ``B > size``, non-float or
                 non-finite values.
         """
-        if not isinstance(keys, torch.Tensor) or keys.dim() != 2:
-            shape = tuple(keys.shape) if isinstance(keys, torch.Tensor) else type(keys).__name__
-            raise ValueError(f"Queue.enqueue: expected keys of shape [B, {self.dim}], got {shape}")
-        if keys.shape[1] != self.dim:
-            raise ValueError(f"Queue.enqueue: expected keys of shape [B, {self.dim}], got {tuple(keys.shape)}")
-        if not keys.is_floating_point():
-            raise ValueError(f"Queue.enqueue: expected floating-point keys, got dtype {keys.dtype}")
+        # The shared check: [N, dim], float, at least one row, finite.
+        check_embeddings("Queue.enqueue keys", keys, dim=self.dim)
         batch = keys.shape[0]
-        if batch == 0:
-            raise ValueError("Queue.enqueue: expected at least one key, got an empty batch")
         if batch > self.size:
             raise ValueError(
                 f"Queue.enqueue: expected at most size={self.size} keys per call, got {batch}; "
                 "make the queue larger than the batch"
             )
-        if not torch.isfinite(keys).all():
-            raise ValueError(f"Queue.enqueue: expected finite keys, got NaN/inf in shape {tuple(keys.shape)}")
         keys = keys.detach().to(dtype=self.keys.dtype, device=self.keys.device)
         start = int(self.ptr)
         first = min(batch, self.size - start)
@@ -102,8 +95,10 @@ class Queue(nn.Module):
         """The stored keys ``[filled, dim]`` (all ``size`` rows once full).
 
         Row order is storage order, not age order; objectives treat negatives as
-        a set. The result is a view of the buffer: it is overwritten by the next
-        ``enqueue``, so use it before enqueueing new keys.
+        a set. The result is a view of the buffer (no copy of up to ``size``
+        rows per step): a loss that used it must run ``backward`` before the
+        next ``enqueue`` (i.e. enqueue in ``on_step_end``), otherwise autograd
+        reports the in-place overwrite of a tensor it saved.
         """
         return self.keys[: int(self.filled)]
 

@@ -40,7 +40,8 @@ class MomentumEncoder(nn.Module):
     Example:
         >>> online = nn.Linear(4, 2)
         >>> target = MomentumEncoder(online, base_momentum=0.99)
-        >>> target.update(online, step=0, total_steps=100)
+        >>> target.update(online, step=0, total_steps=100)  # returns the momentum used
+        0.99
         >>> target(torch.randn(3, 4)).requires_grad
         False
     """

@@ -1,4 +1,4 @@
-"""Run configuration: a recipe (YAML, ``yaml.safe_load``) plus ``--set key=value`` overrides.
+"""Run configuration: a recipe (YAML read with a ``yaml.SafeLoader``) plus ``--set key=value`` overrides.
 
 Sections: ``seed``, ``name``, ``data``, ``encoder``, ``views``, ``method``, ``train``, ``eval``.
 ``data``/``encoder``/``method`` carry a ``name`` (looked up in a registry) plus
@@ -9,6 +9,7 @@ keyword options for it; ``views`` carries a ``preset``; ``train`` maps onto
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,23 @@ from contrastkit.recipes import DEFAULT_RECIPE, recipe_path
 from contrastkit.train.trainer import TrainConfig
 
 SECTIONS = ("name", "seed", "data", "encoder", "views", "method", "train", "eval")
+PLOT_METHODS = ("pca", "tsne")
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-3`` as a float (YAML 1.1 insists on ``1.0e-3``)."""
+
+
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML safely (no object construction), with ``1e-3`` read as a float."""
+    return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - _RecipeLoader is a SafeLoader
 
 
 @dataclass
@@ -52,7 +70,7 @@ def load_config(recipe: str | None = None, overrides: list[str] | None = None) -
     """Load a recipe (name or YAML path; default: the main job) and apply ``key=value`` overrides."""
     path = recipe_path(recipe or DEFAULT_RECIPE)
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ValueError(f"recipe {path} is not valid YAML: {error}") from error
     if not isinstance(config, dict):
@@ -72,7 +90,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not keys:
         raise ValueError(f"--set expects key=value with a non-empty key, got {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = read_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as error:
         raise ValueError(f"--set {key}: cannot parse value {raw!r} ({error})") from error
     return keys, value
@@ -112,6 +130,9 @@ def validate_config(config: dict[str, Any]) -> None:
             raise ValueError(f"recipe: expected section {section!r} with a {key!r}, got {value!r}")
     _check_keys("train", config.get("train") or {}, {f.name for f in fields(TrainConfig)})
     _check_keys("eval", config.get("eval") or {}, {f.name for f in fields(EvalConfig)})
+    plot_method = (config.get("eval") or {}).get("plot_method", "pca")
+    if plot_method not in PLOT_METHODS:
+        raise ValueError(f"eval.plot_method: expected one of {list(PLOT_METHODS)}, got {plot_method!r}")
     if not isinstance(config.get("seed", 0), int):
         raise ValueError(f"seed: expected an integer, got {config.get('seed')!r}")
 
@@ -140,6 +161,9 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory: expected {path}")
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        config = read_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
     validate_config(config)
     return config

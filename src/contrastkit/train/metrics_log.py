@@ -41,6 +41,10 @@ class MetricsLog:
                 if key != "step" and isinstance(value, (int, float)):
                     self._writer.add_scalar(key, value, record["step"])
 
+    def read(self) -> list[dict[str, Any]]:
+        """Every record written so far."""
+        return read_metrics(self.path) if self.path.exists() else []
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

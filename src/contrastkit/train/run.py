@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
 import sys
 import time
@@ -61,7 +62,10 @@ def build_method_from_config(config: dict[str, Any], splits: DatasetSplits) -> M
     encoder = build_encoder(encoder_options.pop("name"), in_channels=channels, image_size=image_size,
                             **encoder_options)
     view_options = dict(config["views"])
-    views = build_views(view_options.pop("preset"), image_size=image_size, channels=channels, **view_options)
+    # views.image_size lets a run train on smaller crops than it evaluates on (cheaper on CPU);
+    # the encoders pool globally, so they accept both sizes.
+    view_size = int(view_options.pop("image_size", image_size))
+    views = build_views(view_options.pop("preset"), image_size=view_size, channels=channels, **view_options)
     method_options = dict(config["method"])
     return build_method(method_options.pop("name"), encoder, views, **method_options)
 
@@ -162,21 +166,25 @@ def run(
     """
     config = resolved(config)
     seed = int(config["seed"])
-    if resume:
-        if run_dir is None:
-            raise ValueError("resume needs the run directory")
-        run_dir = Path(run_dir)
-    else:
-        run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(str(config["name"]))
-        if (run_dir / "checkpoints").exists():
-            raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new directory")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
     def say(message: str) -> None:
         if verbose:
             print(message, file=sys.stderr, flush=True)
 
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run directory")
+        run_dir = Path(run_dir)
+        if latest_checkpoint(run_dir / "checkpoints") is None:
+            raise FileNotFoundError(
+                f"cannot resume: no checkpoint in {run_dir} (expected {run_dir}/checkpoints/latest.json)"
+            )
+    else:
+        run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(str(config["name"]))
+        if (run_dir / "checkpoints").exists():
+            raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new directory")
+
+    # Everything that can reject the config runs before the run directory is created.
     splits = load_data(config)
     method = build_method_from_config(config, splits)
     evaluation = eval_config(config)
@@ -185,6 +193,9 @@ def run(
     if not verbose:
         training.progress = False
     evaluator = Evaluator(splits, evaluation, device, seed)
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
     baselines_path = run_dir / BASELINES_FILE
     if evaluation.baselines and not baselines_path.exists():
@@ -223,19 +234,20 @@ def run(
             "steps": result.steps,
             "seconds": round(result.seconds, 2),
             "seconds_per_epoch": round(result.seconds_per_epoch, 2),
-            "final_loss": result.final_loss,
+            "final_loss": result.final_loss if math.isfinite(result.final_loss) else None,
         },
         "eval_rows": {"train": len(evaluator.train), "test": len(evaluator.test)},
         "environment": _environment(),
     }
+    metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
+    # metrics.json first: a failing plot must not lose the numbers.
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
     if evaluation.plots:
         plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png", keys=["loss"],
                         title=f"{config['method']['name']} on {splits.name}")
         plot_embedding_2d(test_features, evaluator.test.labels, run_dir / "embedding_2d.png",
                           method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
                           title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
-    metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
-    atomic_write_json(run_dir / METRICS_FILE, metrics)
     if verbose:
         print_table({"learned": learned, **baselines}, columns=["knn_top1", "linear_top1"],
                     title=f"{config['method']['name']} on {splits.name} "
@@ -257,6 +269,7 @@ def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]
     method.to(device)
     evaluator = Evaluator(splits, eval_config(config), device, int(config["seed"]))
     learned = evaluator.score(*evaluator.features(method))
+    learned.update(_view_geometry(method, evaluator))
     metrics_path = run_dir / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics.update(learned)

@@ -21,6 +21,9 @@ from contrastkit.train.optim import build_optimizer, build_schedule
 from contrastkit.train.progress import Progress
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (the ``train:`` section of a recipe).
@@ -40,6 +43,8 @@ class TrainConfig:
         log_every: steps between ``metrics.jsonl`` records.
         keep_last: checkpoints kept on disk.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...
+        precision: ``fp32``, or ``bf16`` for bfloat16 autocast of the forward pass (weights and
+            optimiser stay fp32). On CPUs with AMX/AVX512-BF16 and on recent GPUs this is 1.5-4x faster.
         tensorboard: also write TensorBoard scalars to ``RUN_DIR/tensorboard``.
         progress: show progress (a bar on a terminal, a few lines elsewhere).
     """
@@ -58,6 +63,7 @@ class TrainConfig:
     log_every: int = 1
     keep_last: int = 2
     device: str = "auto"
+    precision: str = "fp32"
     tensorboard: bool = False
     progress: bool = True
 
@@ -123,6 +129,8 @@ class Trainer:
             if config.epochs <= 0:
                 raise ValueError(f"train.epochs: expected > 0, got {config.epochs}")
             self.total_steps = max(1, math.ceil(config.epochs * self.batches.steps_per_epoch))
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"train.precision: expected one of {list(PRECISIONS)}, got {config.precision!r}")
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.eval_fn = eval_fn
@@ -133,6 +141,7 @@ class Trainer:
         warmup = int(round(config.warmup_fraction * self.total_steps))
         self.scheduler = build_schedule(self.optimizer, self.total_steps, warmup, config.final_lr_fraction)
         self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run (restored on resume)
 
     def resume(self) -> int:
         """Restore the latest checkpoint of ``run_dir`` (weights, optimiser, schedule, RNG); return its step."""
@@ -143,13 +152,14 @@ class Trainer:
             )
         state = load_checkpoint(path, self.method, self.optimizer, self.scheduler)
         self.step = state.step
+        self.elapsed = float(state.extra.get("train_seconds", 0.0))
         return self.step
 
     def save(self) -> Path:
         """Write a checkpoint of the current step."""
         return save_checkpoint(
             self.checkpoint_dir, self.step, self.method, self.optimizer, self.scheduler,
-            extra=self.checkpoint_extra, keep_last=self.config.keep_last,
+            extra={**self.checkpoint_extra, "train_seconds": self.elapsed}, keep_last=self.config.keep_last,
         )
 
     def fit(self, *, stop_at: int | None = None) -> TrainResult:
@@ -165,12 +175,14 @@ class Trainer:
         log.truncate_after(self.step)
         progress = Progress(self.total_steps, start=self.step, enabled=config.progress)
         history: list[dict[str, Any]] = []
-        started, start_step, loss_value = time.perf_counter(), self.step, float("nan")
+        loss_value = float("nan")
+        session_start, elapsed_before = time.perf_counter(), self.elapsed
         try:
             while self.step < end:
                 batch = self.batches.batch(self.step).to(self.device)
                 self.method.train()
-                output = self.method(batch)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                    output = self.method(batch)
                 loss = output.loss
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
@@ -198,6 +210,7 @@ class Trainer:
                     log.write(record)
                     history.append(record)
                 progress.update(self.step, f"loss {loss_value:.4f}")
+                self.elapsed = elapsed_before + time.perf_counter() - session_start
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0 and self.step < end:
                     self.save()
             self.save()
@@ -210,12 +223,15 @@ class Trainer:
         finally:
             progress.close()
             log.close()
-        seconds = time.perf_counter() - started
-        done = max(1, self.step - start_step)
+        if history:
+            final_loss = history[-1]["loss"]
+        else:  # nothing left to train (e.g. resuming a finished run): report the logged last loss
+            records = log.read()
+            final_loss = records[-1]["loss"] if records else float("nan")
         return TrainResult(
             steps=self.step,
-            seconds=seconds,
-            seconds_per_epoch=seconds / done * self.batches.steps_per_epoch,
-            final_loss=loss_value,
+            seconds=self.elapsed,
+            seconds_per_epoch=self.elapsed / max(1, self.step) * self.batches.steps_per_epoch,
+            final_loss=final_loss,
             history=history,
         )
