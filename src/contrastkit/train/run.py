@@ -217,7 +217,7 @@ def run(
         step = trainer.resume()
         say(f"resuming {run_dir} from step {step}/{trainer.total_steps}")
     say(f"training {config['method']['name']} on {splits.name}: {trainer.total_steps} steps "
-        f"of batch {training.batch_size} on {trainer.device}")
+        f"of batch {training.batch_size} on {trainer.device} ({trainer.precision})")
     result = trainer.fit()
 
     started = time.perf_counter()
@@ -235,6 +235,7 @@ def run(
             "seconds": round(result.seconds, 2),
             "seconds_per_epoch": round(result.seconds_per_epoch, 2),
             "final_loss": result.final_loss if math.isfinite(result.final_loss) else None,
+            "precision": trainer.precision,
         },
         "eval_rows": {"train": len(evaluator.train), "test": len(evaluator.test)},
         "environment": _environment(),

@@ -21,7 +21,34 @@ from contrastkit.train.optim import build_optimizer, build_schedule
 from contrastkit.train.progress import Progress
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def fast_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 matmuls/convolutions natively (so autocast pays off).
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: the AMX-BF16 or AVX512-BF16 instruction
+    sets (read from ``/proc/cpuinfo`` on Linux); without them bf16 is emulated and slower.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                flags = handle.read()
+        except OSError:
+            return False
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` becomes ``bf16`` where :func:`fast_bfloat16` holds, else ``fp32``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision: expected one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if fast_bfloat16(device) else "fp32"
+    return precision
 
 
 @dataclass
@@ -43,8 +70,9 @@ class TrainConfig:
         log_every: steps between ``metrics.jsonl`` records.
         keep_last: checkpoints kept on disk.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...
-        precision: ``fp32``, or ``bf16`` for bfloat16 autocast of the forward pass (weights and
-            optimiser stay fp32). On CPUs with AMX/AVX512-BF16 and on recent GPUs this is 1.5-4x faster.
+        precision: ``fp32``; ``bf16`` for bfloat16 autocast of the forward pass (weights and
+            optimiser stay fp32; 1.5-4x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs);
+            ``auto`` picks ``bf16`` where the device runs it natively, else ``fp32``.
         tensorboard: also write TensorBoard scalars to ``RUN_DIR/tensorboard``.
         progress: show progress (a bar on a terminal, a few lines elsewhere).
     """
@@ -129,8 +157,7 @@ class Trainer:
             if config.epochs <= 0:
                 raise ValueError(f"train.epochs: expected > 0, got {config.epochs}")
             self.total_steps = max(1, math.ceil(config.epochs * self.batches.steps_per_epoch))
-        if config.precision not in PRECISIONS:
-            raise ValueError(f"train.precision: expected one of {list(PRECISIONS)}, got {config.precision!r}")
+        self.precision = resolve_precision(config.precision, self.device)
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.eval_fn = eval_fn
@@ -181,7 +208,7 @@ class Trainer:
             while self.step < end:
                 batch = self.batches.batch(self.step).to(self.device)
                 self.method.train()
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                     output = self.method(batch)
                 loss = output.loss
                 if not torch.isfinite(loss):
