@@ -89,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"a subset of {', '.join(IMAGE_METHODS)} (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test of this script: the digits dataset, 5 steps (numbers are meaningless)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="only re-render BENCHMARKS.md's section from the --results file (no training)")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"), help="the Markdown file to update")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/image_ssl.json"),
                         help="where to write all metrics as JSON")
@@ -191,9 +193,12 @@ def render_section(results: dict[str, Any]) -> str:
     title = "## Image self-supervised methods on " + ("digits (quick smoke run; numbers are meaningless)"
                                                       if results["quick"] else "Fashion-MNIST")
     lines = [title, ""]
+    budget = f"{shared['steps']} steps" if shared.get("steps") else f"{shared['epochs']} epochs"
+    precisions = sorted({entry.get("train", {}).get("precision", "?") for entry in rows.values() if "error" not in entry})
     lines.append(
-        f"Recipe `{shared['recipe']}` for every method: encoder `{shared['encoder']}`, "
-        f"batch {shared['batch_size']}, optimiser {shared['optimizer']} (lr {shared['lr']}, weight decay "
+        f"Recipe `{shared['recipe']}` for every method: encoder `{shared['encoder']}`, the recipe's views "
+        f"(crop, flip, jitter; no blur) under each method's preset, {budget} "
+        f"(precision {'/'.join(precisions)}), batch {shared['batch_size']}, optimiser {shared['optimizer']} (lr {shared['lr']}, weight decay "
         f"{shared['weight_decay']}, warm-up {shared['warmup_fraction']:.0%} then cosine), seed {shared['seed']}, "
         f"evaluation on frozen backbone features: weighted kNN (k={KNN_K}, τ={KNN_TEMPERATURE}) and a linear probe "
         f"({shared['eval_train_rows']} train / {shared['eval_test_rows']} test rows)."
@@ -214,7 +219,11 @@ def render_section(results: dict[str, Any]) -> str:
     lines.append(f"| random init | {_percent(rand.get('knn_top1'))} | {_percent(rand.get('linear_top1'))} | - | 0 |")
     lines.append("")
     lines.append(f"Beat both baselines (raw pixels and random init) on kNN and linear top-1: "
-                 f"{', '.join(results['beat_both']) or 'none'}.")
+                 f"{', '.join(results['beat_both']) or 'none'}. Did not: "
+                 f"{', '.join(name for name in rows if name not in results['beat_both']) or 'none'}.")
+    lines.append("")
+    lines.append("s/epoch is training time only (no evaluation), measured on a shared 2-core machine: "
+                 "compare methods by ratio within one run, not across runs.")
     lines.append("")
     lines.append(
         "Baselines were measured once, in the first method's run "
@@ -269,6 +278,11 @@ def beats_both(entry: dict[str, Any], baselines: dict[str, Any]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render_only:  # rewrite the Markdown from a saved results file, without training
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        update_markdown(args.out, render_section(results))
+        print(f"rendered {args.results} into the {SECTION} section of {args.out}")
+        return 0
     registered = set(method_names())
     not_registered = [name for name in args.methods if name not in registered]
     if not_registered:

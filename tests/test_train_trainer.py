@@ -171,3 +171,24 @@ def test_non_finite_loss_stops_with_clear_error(tiny_images, tmp_path):
     trainer = Trainer(method, tiny_images, TrainConfig(batch_size=16, steps=2, progress=False), tmp_path)
     with pytest.raises((FloatingPointError, ValueError), match="NaN|nan"):
         trainer.fit()
+
+
+def test_tensorboard_scalars_are_written(tmp_path, tiny_images):
+    pytest.importorskip("tensorboard")
+    trainer = _trainer("simclr", tiny_images, tmp_path, tensorboard=True)
+    trainer.fit(stop_at=2)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_bf16_autocast_trains_and_precision_is_validated(tmp_path, tiny_images):
+    trainer = _trainer("simclr", tiny_images, tmp_path, precision="bf16")
+    result = trainer.fit(stop_at=2)
+    assert trainer.precision == "bf16" and result.steps == 2 and result.final_loss == result.final_loss
+    assert _trainer("simclr", tiny_images, tmp_path / "auto", precision="auto").precision in ("bf16", "fp32")
+    with pytest.raises(ValueError, match="train.precision"):
+        _trainer("simclr", tiny_images, tmp_path / "bad", precision="fp8")
+
+
+def test_progress_is_quiet_when_disabled(tmp_path, tiny_images, capsys):
+    _trainer("simclr", tiny_images, tmp_path).fit(stop_at=2)  # progress=False in _trainer
+    assert capsys.readouterr().err == ""

@@ -1,7 +1,7 @@
 """Methods: views + encoder + heads + objective + negatives, one small class each."""
 
 from contrastkit.methods.barlow_twins import BarlowTwins
-from contrastkit.methods.base import Method, Output
+from contrastkit.methods.base import Method, Output, TwoViewMethod
 from contrastkit.methods.byol import BYOL
 from contrastkit.methods.moco import MoCo
 from contrastkit.methods.registry import METHODS, build_method, method_names, method_options
@@ -11,6 +11,6 @@ from contrastkit.methods.supcon import SupCon
 from contrastkit.methods.vicreg import VICReg
 
 __all__ = [
-    "BYOL", "METHODS", "BarlowTwins", "Method", "MoCo", "Output", "SimCLR", "SimSiam", "SupCon", "VICReg",
+    "BYOL", "METHODS", "BarlowTwins", "Method", "MoCo", "Output", "SimCLR", "SimSiam", "SupCon", "TwoViewMethod", "VICReg",
     "build_method", "method_names", "method_options",
 ]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from contrastkit.data.batch import Batch
 from contrastkit.functional import barlow_twins
-from contrastkit.methods.base import Method, Output
+from contrastkit.methods.base import Output, TwoViewMethod
 from contrastkit.nn import ProjectionHead
 
 
-class BarlowTwins(Method):
+class BarlowTwins(TwoViewMethod):
     """Barlow Twins: redundancy reduction, no negatives.
 
     Args:
@@ -31,9 +30,7 @@ class BarlowTwins(Method):
         projection_dim: int = 1024,
         lambd: float = 5e-3,
     ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.view_a, self.view_b = views
+        super().__init__(encoder, views)
         self.projector = ProjectionHead(encoder.output_dim, projection_hidden_dim, projection_dim, num_layers=3)
         self.lambd = lambd
 

@@ -60,3 +60,31 @@ class Method(nn.Module):
             )
         if self.needs_labels and batch.labels is None:
             raise ValueError(f"{type(self).__name__} is supervised: expected batch.labels, got None")
+
+
+class TwoViewMethod(Method):
+    """A method trained on two augmented views of each input (every image method here).
+
+    Args:
+        encoder: backbone with an ``output_dim`` attribute; its output is the representation.
+        views: a pair ``(view_a, view_b)`` of augmentation modules.
+    """
+
+    def __init__(self, encoder: nn.Module, views: tuple[nn.Module, nn.Module]) -> None:
+        super().__init__()
+        if len(views) != 2:
+            raise ValueError(f"{type(self).__name__}: expected a pair of view transforms, got {len(views)}")
+        if not hasattr(encoder, "output_dim"):
+            raise ValueError(f"{type(self).__name__}: the encoder needs an 'output_dim' attribute")
+        self.encoder = encoder
+        self.view_a, self.view_b = views
+
+    def both_views(self, batch: Batch) -> torch.Tensor:
+        """Check the batch and return ``cat([view_a(x), view_b(x)])``, ``[2B, ...]``.
+
+        One encoder pass over both views halves the kernel launches; batch-norm then
+        sees both views together, as in SimCLR's global-BN setting.
+        """
+        self.check_batch(batch)
+        x = batch.inputs
+        return torch.cat([self.view_a(x), self.view_b(x)])

@@ -7,11 +7,11 @@ from torch import nn
 
 from contrastkit.data.batch import Batch
 from contrastkit.functional import negative_cosine
-from contrastkit.methods.base import Method, Output
+from contrastkit.methods.base import Output, TwoViewMethod
 from contrastkit.nn import MomentumEncoder, PredictionHead, ProjectionHead
 
 
-class BYOL(Method):
+class BYOL(TwoViewMethod):
     """BYOL: online encoder + projector + predictor regress an EMA target; no negatives.
 
     The loss is ``negative_cosine`` summed over both view orders, i.e. BYOL's
@@ -36,9 +36,7 @@ class BYOL(Method):
         base_momentum: float = 0.99,
         final_momentum: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.view_a, self.view_b = views
+        super().__init__(encoder, views)
         self.projector = ProjectionHead(encoder.output_dim, projection_hidden_dim, projection_dim)
         self.predictor = PredictionHead(projection_dim, projection_hidden_dim, projection_dim)
         self.target = MomentumEncoder(
@@ -46,9 +44,7 @@ class BYOL(Method):
         )
 
     def forward(self, batch: Batch) -> Output:
-        self.check_batch(batch)
-        x = batch.inputs
-        views = torch.cat([self.view_a(x), self.view_b(x)])
+        views = self.both_views(batch)
         p_a, p_b = self.predictor(self.projector(self.encoder(views))).chunk(2)
         with torch.no_grad():
             t_a, t_b = self.target(views).chunk(2)

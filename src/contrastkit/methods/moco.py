@@ -7,12 +7,12 @@ from torch import nn
 
 from contrastkit.data.batch import Batch
 from contrastkit.functional import info_nce
-from contrastkit.methods.base import Method, Output
+from contrastkit.methods.base import Output, TwoViewMethod
 from contrastkit.negatives import Queue
 from contrastkit.nn import MomentumEncoder, ProjectionHead
 
 
-class MoCo(Method):
+class MoCo(TwoViewMethod):
     """MoCo v2: InfoNCE of queries against their momentum keys and a queue of past keys.
 
     Keys of the current step are enqueued in :meth:`on_step_end`, after the
@@ -45,9 +45,7 @@ class MoCo(Method):
         final_momentum: float = 1.0,
         symmetric: bool = True,
     ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.view_a, self.view_b = views
+        super().__init__(encoder, views)
         self.projector = ProjectionHead(encoder.output_dim, projection_hidden_dim, projection_dim)
         self.key_encoder = MomentumEncoder(
             nn.Sequential(self.encoder, self.projector), base_momentum=base_momentum, final_momentum=final_momentum

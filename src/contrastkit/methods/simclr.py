@@ -7,11 +7,11 @@ from torch import nn
 
 from contrastkit.data.batch import Batch
 from contrastkit.functional import nt_xent
-from contrastkit.methods.base import Method, Output
+from contrastkit.methods.base import Output, TwoViewMethod
 from contrastkit.nn import ProjectionHead
 
 
-class SimCLR(Method):
+class SimCLR(TwoViewMethod):
     """SimCLR: NT-Xent between the projections of two views of each image.
 
     Args:
@@ -31,17 +31,15 @@ class SimCLR(Method):
         projection_dim: int = 128,
         temperature: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.view_a, self.view_b = views
+        super().__init__(encoder, views)
         self.projector = ProjectionHead(encoder.output_dim, projection_hidden_dim, projection_dim)
         self.temperature = temperature
 
     def forward(self, batch: Batch) -> Output:
-        self.check_batch(batch)
-        x = batch.inputs
-        # One encoder pass over both views: half the kernel launches, same result up to BN statistics.
-        z = self.projector(self.encoder(torch.cat([self.view_a(x), self.view_b(x)])))
-        z_a, z_b = z.chunk(2)
-        loss = nt_xent(z_a, z_b, temperature=self.temperature)
+        z_a, z_b = self.projector(self.encoder(self.both_views(batch))).chunk(2)
+        loss = self.objective(z_a, z_b, batch)
         return Output(loss, {"loss": loss.item()})
+
+    def objective(self, z_a: torch.Tensor, z_b: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """NT-Xent of the two views' projections."""
+        return nt_xent(z_a, z_b, temperature=self.temperature)

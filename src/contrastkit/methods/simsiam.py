@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from contrastkit.data.batch import Batch
 from contrastkit.functional import negative_cosine
-from contrastkit.methods.base import Method, Output
+from contrastkit.methods.base import Output, TwoViewMethod
 from contrastkit.nn import PredictionHead, ProjectionHead
 
 
-class SimSiam(Method):
+class SimSiam(TwoViewMethod):
     """SimSiam: ``L = D(p_a, stopgrad z_b)/2 + D(p_b, stopgrad z_a)/2`` with ``D`` negative cosine.
 
     Args:
@@ -29,9 +28,7 @@ class SimSiam(Method):
         projection_dim: int = 512,
         predictor_hidden_dim: int = 128,
     ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.view_a, self.view_b = views
+        super().__init__(encoder, views)
         # The paper's projector: 3 layers with BN on the output too.
         self.projector = ProjectionHead(
             encoder.output_dim, projection_dim, projection_dim, num_layers=3, last_batch_norm=True
@@ -39,9 +36,7 @@ class SimSiam(Method):
         self.predictor = PredictionHead(projection_dim, predictor_hidden_dim, projection_dim)
 
     def forward(self, batch: Batch) -> Output:
-        self.check_batch(batch)
-        x = batch.inputs
-        z = self.projector(self.encoder(torch.cat([self.view_a(x), self.view_b(x)])))
+        z = self.projector(self.encoder(self.both_views(batch)))
         p = self.predictor(z)
         z_a, z_b = z.chunk(2)
         p_a, p_b = p.chunk(2)

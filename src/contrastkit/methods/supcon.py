@@ -7,12 +7,13 @@ from torch import nn
 
 from contrastkit.data.batch import Batch
 from contrastkit.functional import supcon
-from contrastkit.methods.base import Method, Output
-from contrastkit.nn import ProjectionHead
+from contrastkit.methods.simclr import SimCLR
 
 
-class SupCon(Method):
-    """SupCon with two views per sample; needs ``batch.labels``.
+class SupCon(SimCLR):
+    """SupCon: SimCLR's two views and projector, with every same-label row a positive.
+
+    Needs ``batch.labels``.
 
     Args:
         encoder: backbone with an ``output_dim`` attribute.
@@ -33,16 +34,11 @@ class SupCon(Method):
         projection_dim: int = 128,
         temperature: float = 0.1,
     ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.view_a, self.view_b = views
-        self.projector = ProjectionHead(encoder.output_dim, projection_hidden_dim, projection_dim)
-        self.temperature = temperature
+        super().__init__(
+            encoder, views, projection_hidden_dim=projection_hidden_dim, projection_dim=projection_dim,
+            temperature=temperature,
+        )
 
-    def forward(self, batch: Batch) -> Output:
-        self.check_batch(batch)
-        x = batch.inputs
-        z = self.projector(self.encoder(torch.cat([self.view_a(x), self.view_b(x)])))
-        z_a, z_b = z.chunk(2)
-        loss = supcon(torch.stack([z_a, z_b], dim=1), batch.labels, temperature=self.temperature)
-        return Output(loss, {"loss": loss.item()})
+    def objective(self, z_a: torch.Tensor, z_b: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """SupCon ``L_out`` over both views, positives from ``batch.labels``."""
+        return supcon(torch.stack([z_a, z_b], dim=1), batch.labels, temperature=self.temperature)

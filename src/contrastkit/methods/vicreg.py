@@ -6,11 +6,11 @@ from torch import nn
 
 from contrastkit.data.batch import Batch
 from contrastkit.functional import vicreg
-from contrastkit.methods.base import Method, Output
+from contrastkit.methods.base import Output, TwoViewMethod
 from contrastkit.nn import ProjectionHead
 
 
-class VICReg(Method):
+class VICReg(TwoViewMethod):
     """VICReg: invariance between views, a variance hinge and decorrelation per branch.
 
     Args:
@@ -34,9 +34,7 @@ class VICReg(Method):
         std_coeff: float = 25.0,
         cov_coeff: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.view_a, self.view_b = views
+        super().__init__(encoder, views)
         self.projector = ProjectionHead(encoder.output_dim, projection_hidden_dim, projection_dim, num_layers=3)
         self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
 
