@@ -1,0 +1,41 @@
+"""The recipe job end to end: learning beats the baselines measured in the same run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contrastkit.data.builtin import find_fashion_mnist_files
+from contrastkit.train.config import load_config
+from contrastkit.train.run import run
+
+
+def test_simclr_on_digits_beats_the_random_init_encoder(tmp_path):
+    config = load_config(None, [
+        "data.name=digits", "train.steps=120", "train.batch_size=128", "train.checkpoint_every=0",
+        "train.precision=fp32", "eval.plots=false", "eval.knn_k=20", "train.lr=0.003",
+    ])  # fmt: skip
+    _, metrics = run(config, tmp_path / "run", verbose=False)
+    random_init = metrics["baselines"]["random_init"]
+    assert metrics["knn_top1"] > random_init["knn_top1"] + 0.03
+    assert metrics["linear_top1"] > random_init["linear_top1"]
+    assert metrics["train"]["steps"] == 120
+
+
+def _has_fashion_mnist() -> bool:
+    try:
+        find_fashion_mnist_files()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_fashion_mnist(), reason="needs `apt-get install dataset-fashion-mnist`")
+def test_main_job_beats_both_baselines(tmp_path: Path):
+    """The main job of `make run` (about 3 minutes on 2 cores): the issue's acceptance check."""
+    _, metrics = run(load_config(None), tmp_path / "run", verbose=False)
+    for baseline in ("raw_input", "random_init"):
+        for key in ("knn_top1", "linear_top1"):
+            assert metrics[key] > metrics["baselines"][baseline][key], (baseline, key)
