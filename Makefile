@@ -9,10 +9,10 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: run test test-all bench fashion-mnist clean
 
+# torch is pinned to the CPU build cached on these machines: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	# A pinned CPU build: an unpinned torch pulls a multi-GB CUDA build.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
