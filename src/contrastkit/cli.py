@@ -6,6 +6,7 @@ and prints the run directory's path as its last line.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -43,7 +44,8 @@ def train(
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
         return
-    typer.echo(str(directory))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from rank 0 only
+        typer.echo(str(directory))
 
 
 @app.command("eval")

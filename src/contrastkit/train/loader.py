@@ -21,20 +21,31 @@ class EpochBatches:
     datasets of :mod:`contrastkit.data`) are fetched with one indexing call per
     batch; others are collated from single items.
 
+    Under ``torchrun`` every process draws the same permutation and takes its own
+    slice of each global batch of ``batch_size * world_size`` rows, so two
+    processes with batch ``B`` see exactly the rows one process with ``2B`` sees.
+
     Args:
         dataset: the training set.
-        batch_size: samples per batch.
+        batch_size: samples per batch and process.
         seed: seeds each epoch's permutation (``seed * 100003 + epoch``).
+        rank: this process's rank.
+        world_size: number of processes.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int) -> None:
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         size = len(dataset)  # type: ignore[arg-type]
         if batch_size < 2:
             raise ValueError(f"batch_size: expected at least 2 (a contrastive batch needs negatives), got {batch_size}")
-        if size < batch_size:
-            raise ValueError(f"dataset has {size} samples, fewer than batch_size={batch_size}; lower the batch size")
+        if size < batch_size * world_size:
+            raise ValueError(
+                f"dataset has {size} samples, fewer than batch_size={batch_size} x {world_size} process(es); "
+                "lower the batch size"
+            )
         self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
-        self.steps_per_epoch = size // batch_size
+        self.rank, self.world_size = rank, world_size
+        self.global_batch_size = batch_size * world_size
+        self.steps_per_epoch = size // self.global_batch_size
         self._epoch: int | None = None
         self._order: torch.Tensor | None = None
 
@@ -49,7 +60,8 @@ class EpochBatches:
     def batch(self, step: int) -> Batch:
         """The batch of global step ``step`` (epoch = step // steps_per_epoch)."""
         epoch, position = divmod(step, self.steps_per_epoch)
-        indices = self._permutation(epoch)[position * self.batch_size : (position + 1) * self.batch_size]
+        start = position * self.global_batch_size + self.rank * self.batch_size
+        indices = self._permutation(epoch)[start : start + self.batch_size]
         return fetch(self.dataset, indices.tolist())
 
 

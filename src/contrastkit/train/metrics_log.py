@@ -10,11 +10,16 @@ from contrastkit.train.atomic import atomic_write_text
 
 
 class MetricsLog:
-    """Append step records to ``path``; optionally mirror scalars to TensorBoard."""
+    """Append step records to ``path``; optionally mirror scalars to TensorBoard.
 
-    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None) -> None:
+    ``enabled=False`` (ranks other than 0 under torchrun) writes nothing.
+    """
+
+    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None, enabled: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = None
         if tensorboard_dir is not None:
             try:
@@ -27,13 +32,15 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """Drop records with ``step > step`` (written after the checkpoint a run resumes from)."""
-        if not self.path.exists():
+        if not self.enabled or not self.path.exists():
             return
         kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= step]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if self._writer is not None:

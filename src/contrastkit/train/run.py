@@ -36,6 +36,7 @@ from contrastkit.methods import Method, build_method
 from contrastkit.nn.registry import build_encoder
 from contrastkit.train.atomic import atomic_write_json, atomic_write_text
 from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint
+from contrastkit.train.distributed import DistributedContext, device_for, setup_distributed
 from contrastkit.train.config import EvalConfig, eval_config, load_run_config, resolved, train_config
 from contrastkit.train.seed import seed_everything
 from contrastkit.train.trainer import Trainer, resolve_device
@@ -158,14 +159,39 @@ def run(
 ) -> tuple[Path, dict[str, Any]]:
     """Run a recipe end to end and return ``(run_dir, metrics)``.
 
+    Under ``torchrun`` every process trains (DDP) and rank 0 alone measures the
+    baselines, evaluates and writes; the process group is set up and torn down here.
+
     Args:
         config: a loaded recipe (see :func:`contrastkit.train.config.load_config`).
         run_dir: where to write; default ``runs/NAME-TIMESTAMP``.
         resume: continue the run in ``run_dir`` from its latest checkpoint.
         verbose: print progress and the result table.
     """
+    context = setup_distributed(str((config.get("train") or {}).get("device", "auto")))
+    try:
+        if context.enabled and run_dir is None and not resume:
+            import torch.distributed as dist
+
+            chosen = [str(_new_run_dir(str(config.get("name", "run")))) if context.is_main else None]
+            dist.broadcast_object_list(chosen, src=0)  # every rank must write into rank 0's folder
+            run_dir = chosen[0]
+        return _run(config, run_dir, resume=resume, verbose=verbose and context.is_main, context=context)
+    finally:
+        context.shutdown()
+
+
+def _run(
+    config: dict[str, Any],
+    run_dir: str | Path | None,
+    *,
+    resume: bool,
+    verbose: bool,
+    context: DistributedContext,
+) -> tuple[Path, dict[str, Any]]:
     config = resolved(config)
     seed = int(config["seed"])
+    main = context.is_main
 
     def say(message: str) -> None:
         if verbose:
@@ -181,7 +207,7 @@ def run(
             )
     else:
         run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(str(config["name"]))
-        if (run_dir / "checkpoints").exists():
+        if main and (run_dir / "checkpoints").exists():
             raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new directory")
 
     # Everything that can reject the config runs before the run directory is created.
@@ -189,29 +215,33 @@ def run(
     method = build_method_from_config(config, splits)
     evaluation = eval_config(config)
     training = train_config(config)
+    training.device = device_for(context, training.device)
     device = resolve_device(training.device)
     if not verbose:
         training.progress = False
     evaluator = Evaluator(splits, evaluation, device, seed)
-    if not resume:
+    if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
     baselines_path = run_dir / BASELINES_FILE
-    if evaluation.baselines and not baselines_path.exists():
+    if main and evaluation.baselines and not baselines_path.exists():
         started = time.perf_counter()
         say("measuring baselines (raw input, random-init encoder) ...")
         method.to(device)
         baselines = {"raw_input": evaluator.raw_input(), "random_init": evaluator.score(*evaluator.features(method))}
         atomic_write_json(baselines_path, baselines)
         say(f"baselines done in {time.perf_counter() - started:.0f}s")
+    context.barrier()
     baselines = json.loads(baselines_path.read_text()) if baselines_path.exists() else {}
 
-    # Re-seed so training draws the same random numbers whether or not baselines ran.
-    seed_everything(seed + 1)
+    # Re-seed so training draws the same random numbers whether or not baselines ran; under
+    # torchrun each rank draws its own augmentations.
+    seed_everything(seed + 1 + context.rank)
     trainer = Trainer(
         method, splits.train, training, run_dir, seed=seed,
         eval_fn=evaluator if training.eval_every else None, checkpoint_extra={"config": config},
+        distributed=context,
     )  # fmt: skip
     if resume:
         step = trainer.resume()
@@ -219,6 +249,8 @@ def run(
     say(f"training {config['method']['name']} on {splits.name}: {trainer.total_steps} steps "
         f"of batch {training.batch_size} on {trainer.device} ({trainer.precision})")
     result = trainer.fit()
+    if not main:  # rank 0 evaluates and writes; the others are done
+        return run_dir, {}
 
     started = time.perf_counter()
     train_features, test_features = evaluator.features(method)

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from contrastkit.methods.base import Method
+from contrastkit.train.distributed import DistributedContext
 from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from contrastkit.train.loader import EpochBatches
 from contrastkit.train.metrics_log import MetricsLog
@@ -132,6 +133,11 @@ class Trainer:
         seed: seeds the batch order (model init and augmentations are seeded by the caller).
         eval_fn: optional ``eval_fn(method) -> dict`` run every ``config.eval_every`` steps.
         checkpoint_extra: JSON-able values stored in every checkpoint (e.g. the resolved config).
+        distributed: the process group context under ``torchrun`` (see
+            :func:`~contrastkit.train.distributed.setup_distributed`); the method is then
+            wrapped in ``DistributedDataParallel`` (gradients averaged over processes), each
+            process trains on its slice of the global batch, and only rank 0 writes logs
+            and checkpoints.
     """
 
     def __init__(
@@ -144,11 +150,21 @@ class Trainer:
         seed: int = 0,
         eval_fn: Callable[[Method], dict[str, float]] | None = None,
         checkpoint_extra: dict[str, Any] | None = None,
+        distributed: DistributedContext | None = None,
     ) -> None:
         self.config = config
+        self.distributed = distributed or DistributedContext()
         self.device = resolve_device(config.device)
         self.method = method.to(self.device)
-        self.batches = EpochBatches(dataset, config.batch_size, seed)
+        self.model: torch.nn.Module = self.method
+        if self.distributed.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.method, device_ids=device_ids)
+        self.batches = EpochBatches(
+            dataset, config.batch_size, seed, rank=self.distributed.rank, world_size=self.distributed.world_size
+        )
         if config.steps is not None:
             if config.steps < 1:
                 raise ValueError(f"train.steps: expected a positive integer, got {config.steps}")
@@ -182,12 +198,16 @@ class Trainer:
         self.elapsed = float(state.extra.get("train_seconds", 0.0))
         return self.step
 
-    def save(self) -> Path:
-        """Write a checkpoint of the current step."""
-        return save_checkpoint(
-            self.checkpoint_dir, self.step, self.method, self.optimizer, self.scheduler,
-            extra={**self.checkpoint_extra, "train_seconds": self.elapsed}, keep_last=self.config.keep_last,
-        )
+    def save(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 only; the others wait at a barrier)."""
+        path = None
+        if self.distributed.is_main:
+            path = save_checkpoint(
+                self.checkpoint_dir, self.step, self.method, self.optimizer, self.scheduler,
+                extra={**self.checkpoint_extra, "train_seconds": self.elapsed}, keep_last=self.config.keep_last,
+            )
+        self.distributed.barrier()
+        return path
 
     def fit(self, *, stop_at: int | None = None) -> TrainResult:
         """Train until ``total_steps`` (or ``stop_at``, used to simulate an interruption).
@@ -196,11 +216,13 @@ class Trainer:
         """
         config = self.config
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        main = self.distributed.is_main
         log = MetricsLog(
-            self.run_dir / "metrics.jsonl", self.run_dir / "tensorboard" if config.tensorboard else None
+            self.run_dir / "metrics.jsonl", self.run_dir / "tensorboard" if config.tensorboard and main else None,
+            enabled=main,
         )
         log.truncate_after(self.step)
-        progress = Progress(self.total_steps, start=self.step, enabled=config.progress)
+        progress = Progress(self.total_steps, start=self.step, enabled=config.progress and main)
         history: list[dict[str, Any]] = []
         loss_value = float("nan")
         session_start, elapsed_before = time.perf_counter(), self.elapsed
@@ -209,7 +231,7 @@ class Trainer:
                 batch = self.batches.batch(self.step).to(self.device)
                 self.method.train()
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                    output = self.method(batch)
+                    output = self.model(batch)
                 loss = output.loss
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
@@ -223,7 +245,7 @@ class Trainer:
                 self.method.on_step_end(self.step, self.total_steps)
                 self.step += 1
                 loss_value = float(loss.detach())
-                evaluate = bool(config.eval_every) and self.eval_fn is not None and self.step % config.eval_every == 0
+                evaluate = main and bool(config.eval_every) and self.eval_fn is not None and self.step % config.eval_every == 0
                 if self.step % config.log_every == 0 or self.step == end or evaluate:
                     record = {
                         "step": self.step,
