@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from contrastkit.data.batch import Batch
@@ -35,10 +36,15 @@ class BarlowTwins(TwoViewMethod):
         self.lambd = lambd
 
     def forward(self, batch: Batch) -> Output:
+        return self.loss_from_embeddings(self.embeddings(batch), batch)
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projections ``(z_a, z_b)``, one pass per view: the loss standardises each branch over its own batch."""
         self.check_batch(batch)
         x = batch.inputs
-        # Separate passes: the loss standardises each branch over its own batch, as in the paper.
-        z_a = self.projector(self.encoder(self.view_a(x)))
-        z_b = self.projector(self.encoder(self.view_b(x)))
+        return self.projector(self.encoder(self.view_a(x))), self.projector(self.encoder(self.view_b(x)))
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        z_a, z_b = embeddings
         loss = barlow_twins(z_a, z_b, lambd=self.lambd)
         return Output(loss, {"loss": loss.item()})

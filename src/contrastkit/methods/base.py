@@ -51,6 +51,24 @@ class Method(nn.Module):
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Hook after each optimiser step (momentum and queue updates). Default: nothing."""
 
+    # Gradient caching (Gao et al., 2021) needs the step split in two: the embeddings of a
+    # batch, computed row-block by row-block, and a loss that only sees those embeddings.
+    # Methods that implement both support ``train.grad_cache_micro_batch``.
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """The tensors the loss is computed from, each with one row per batch row (e.g. ``(z_a, z_b)``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not split its step for gradient caching")
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        """The loss of a whole batch from :meth:`embeddings` (concatenated over row blocks)."""
+        raise NotImplementedError(f"{type(self).__name__} does not split its step for gradient caching")
+
+    @property
+    def supports_grad_cache(self) -> bool:
+        """Whether :meth:`embeddings` and :meth:`loss_from_embeddings` are implemented."""
+        cls = type(self)
+        return cls.embeddings is not Method.embeddings and cls.loss_from_embeddings is not Method.loss_from_embeddings
+
     def check_batch(self, batch: Batch) -> None:
         """Raise a clear error when the batch cannot train this method."""
         if isinstance(batch.inputs, torch.Tensor) and batch.inputs.shape[0] < 2:

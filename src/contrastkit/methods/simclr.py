@@ -36,7 +36,15 @@ class SimCLR(TwoViewMethod):
         self.temperature = temperature
 
     def forward(self, batch: Batch) -> Output:
+        return self.loss_from_embeddings(self.embeddings(batch), batch)
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projections ``(z_a, z_b)`` of the two views."""
         z_a, z_b = self.projector(self.encoder(self.both_views(batch))).chunk(2)
+        return z_a, z_b
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        z_a, z_b = embeddings
         loss = self.objective(z_a, z_b, batch)
         return Output(loss, {"loss": loss.item()})
 

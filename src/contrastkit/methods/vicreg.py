@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from contrastkit.data.batch import Batch
@@ -39,9 +40,15 @@ class VICReg(TwoViewMethod):
         self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
 
     def forward(self, batch: Batch) -> Output:
+        return self.loss_from_embeddings(self.embeddings(batch), batch)
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projections ``(z_a, z_b)``, one pass per view: the loss standardises each branch over its own batch."""
         self.check_batch(batch)
         x = batch.inputs
-        z_a = self.projector(self.encoder(self.view_a(x)))
-        z_b = self.projector(self.encoder(self.view_b(x)))
+        return self.projector(self.encoder(self.view_a(x))), self.projector(self.encoder(self.view_b(x)))
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        z_a, z_b = embeddings
         loss = vicreg(z_a, z_b, sim_coeff=self.sim_coeff, std_coeff=self.std_coeff, cov_coeff=self.cov_coeff)
         return Output(loss, {"loss": loss.item()})

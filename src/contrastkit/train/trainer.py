@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from contrastkit.methods.base import Method
-from contrastkit.train.distributed import DistributedContext
 from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from contrastkit.train.distributed import DistributedContext
+from contrastkit.train.grad_cache import grad_cache_backward
 from contrastkit.train.loader import EpochBatches
 from contrastkit.train.metrics_log import MetricsLog
 from contrastkit.train.optim import build_optimizer, build_schedule
@@ -74,6 +75,9 @@ class TrainConfig:
         precision: ``fp32``; ``bf16`` for bfloat16 autocast of the forward pass (weights and
             optimiser stay fp32; 1.5-4x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs);
             ``auto`` picks ``bf16`` where the device runs it natively, else ``fp32``.
+        grad_cache_micro_batch: embed the batch in row blocks of this size with gradient
+            caching (:mod:`contrastkit.train.grad_cache`), so ``batch_size`` can exceed what fits
+            in activation memory; ``None`` (default) runs the batch in one pass.
         tensorboard: also write TensorBoard scalars to ``RUN_DIR/tensorboard``.
         progress: show progress (a bar on a terminal, a few lines elsewhere).
     """
@@ -93,6 +97,7 @@ class TrainConfig:
     keep_last: int = 2
     device: str = "auto"
     precision: str = "fp32"
+    grad_cache_micro_batch: int | None = None
     tensorboard: bool = False
     progress: bool = True
 
@@ -174,6 +179,14 @@ class Trainer:
                 raise ValueError(f"train.epochs: expected > 0, got {config.epochs}")
             self.total_steps = max(1, math.ceil(config.epochs * self.batches.steps_per_epoch))
         self.precision = resolve_precision(config.precision, self.device)
+        if config.grad_cache_micro_batch is not None:
+            if not method.supports_grad_cache:
+                raise ValueError(
+                    f"train.grad_cache_micro_batch: {type(method).__name__} does not implement embeddings() and "
+                    "loss_from_embeddings(), which gradient caching needs"
+                )
+            if self.distributed.enabled:
+                raise ValueError("train.grad_cache_micro_batch is not supported under torchrun yet")
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.eval_fn = eval_fn
@@ -185,6 +198,16 @@ class Trainer:
         self.scheduler = build_schedule(self.optimizer, self.total_steps, warmup, config.final_lr_fraction)
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run (restored on resume)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {loss.item()} at step {self.step}: lower train.lr or check the data "
+                f"(the last finite checkpoint is in {self.checkpoint_dir})"
+            )
 
     def resume(self) -> int:
         """Restore the latest checkpoint of ``run_dir`` (weights, optimiser, schedule, RNG); return its step."""
@@ -230,16 +253,18 @@ class Trainer:
             while self.step < end:
                 batch = self.batches.batch(self.step).to(self.device)
                 self.method.train()
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                    output = self.model(batch)
-                loss = output.loss
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss became {loss.item()} at step {self.step}: lower train.lr or check the data "
-                        f"(the last finite checkpoint is in {self.checkpoint_dir})"
-                    )
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if config.grad_cache_micro_batch is None:
+                    with self._autocast():
+                        output = self.model(batch)
+                    self._check_finite(output.loss)
+                    output.loss.backward()
+                else:
+                    output = grad_cache_backward(
+                        self.method, batch, config.grad_cache_micro_batch, device=self.device, autocast=self._autocast
+                    )
+                    self._check_finite(output.loss)
+                loss = output.loss
                 self.optimizer.step()
                 self.scheduler.step()
                 self.method.on_step_end(self.step, self.total_steps)
