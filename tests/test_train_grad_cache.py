@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from contrastkit.data import ArrayDataset, Batch
-from contrastkit.methods import build_method
+from contrastkit.methods import Method, build_method
 from contrastkit.nn import MLPEncoder, ProjectionHead
 from contrastkit.train.grad_cache import grad_cache_backward, split_batch
 from contrastkit.train.trainer import TrainConfig, Trainer
@@ -81,6 +81,39 @@ def test_trainer_runs_with_grad_cache_and_rejects_what_it_cannot_do(tmp_path):
     with pytest.raises(ValueError, match="at least 2 rows"):
         Trainer(_method("simclr").float(), dataset, TrainConfig(batch_size=32, steps=1, grad_cache_micro_batch=1,
                                                                 progress=False), tmp_path / "small").fit()
-    byol = build_method("byol", MLPEncoder(64, hidden_dims=(32,), output_dim=16), build_views("simclr", 8, 1))
-    with pytest.raises(ValueError, match="BYOL does not implement embeddings"):
-        Trainer(byol, dataset, TrainConfig(batch_size=32, steps=1, grad_cache_micro_batch=8, progress=False), tmp_path)
+
+    class Unsplit(Method):  # a method with only forward(): gradient caching cannot split it
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = MLPEncoder(64, hidden_dims=(8,), output_dim=4)
+
+    with pytest.raises(ValueError, match="Unsplit does not implement embeddings"):
+        Trainer(Unsplit(), dataset, TrainConfig(batch_size=32, steps=1, grad_cache_micro_batch=8, progress=False),
+                tmp_path)
+
+
+@pytest.mark.parametrize("name,options", [("byol", {}), ("simsiam", {}), ("moco", {"queue_size": 32})])
+def test_grad_cache_equals_one_big_batch_for_momentum_and_predictor_methods(name, options):
+    generator = torch.Generator().manual_seed(3)
+    batch = Batch(torch.rand(12, 1, 8, 8, generator=generator, dtype=torch.float64))
+
+    def build():
+        torch.manual_seed(0)
+        encoder = MLPEncoder(64, hidden_dims=(32,), output_dim=16, batch_norm=False)
+        method = build_method(name, encoder, build_views("simclr", 8, 1, **IDENTITY_VIEWS), **options)
+        for module in list(method.modules()):  # drop batch statistics: blocks must be independent
+            for child_name, child in list(module.named_children()):
+                if isinstance(child, torch.nn.BatchNorm1d):
+                    setattr(module, child_name, torch.nn.Identity())
+        return method.double()
+
+    big = build()
+    loss = big(batch).loss
+    loss.backward()
+    cached = build()
+    output = grad_cache_backward(cached, batch, 4, device=torch.device("cpu"))
+    assert torch.allclose(output.loss, loss.detach(), atol=1e-12)
+    for key, value in _grads(big).items():
+        assert torch.allclose(_grads(cached)[key], value, atol=1e-10), key
+    if name == "moco":
+        assert torch.allclose(big._pending_keys, cached._pending_keys, atol=1e-12)

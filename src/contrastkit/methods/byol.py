@@ -44,10 +44,18 @@ class BYOL(TwoViewMethod):
         )
 
     def forward(self, batch: Batch) -> Output:
+        return self.loss_from_embeddings(self.embeddings(batch), batch)
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """Online predictions ``(p_a, p_b)`` and target projections ``(t_a, t_b)`` (no gradient)."""
         views = self.both_views(batch)
         p_a, p_b = self.predictor(self.projector(self.encoder(views))).chunk(2)
         with torch.no_grad():
             t_a, t_b = self.target(views).chunk(2)
+        return p_a, p_b, t_a, t_b
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        p_a, p_b, t_a, t_b = embeddings
         loss = negative_cosine(p_a, t_b) + negative_cosine(p_b, t_a)
         return Output(loss, {"loss": loss.item()})
 

@@ -56,17 +56,30 @@ class MoCo(TwoViewMethod):
         self._pending_keys: torch.Tensor | None = None
 
     def forward(self, batch: Batch) -> Output:
+        return self.loss_from_embeddings(self.embeddings(batch), batch)
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """Queries and their momentum keys: ``(q_a, k_b)``, plus ``(q_b, k_a)`` when symmetric."""
         self.check_batch(batch)
         x = batch.inputs
         x_a, x_b = self.view_a(x), self.view_b(x)
-        queries = self.projector(self.encoder(torch.cat([x_a, x_b]) if self.symmetric else x_a))
+        if not self.symmetric:
+            with torch.no_grad():
+                k_b = nn.functional.normalize(self.key_encoder(x_b), dim=1)
+            return self.projector(self.encoder(x_a)), k_b
+        q_a, q_b = self.projector(self.encoder(torch.cat([x_a, x_b]))).chunk(2)
         with torch.no_grad():
-            keys = nn.functional.normalize(self.key_encoder(torch.cat([x_b, x_a]) if self.symmetric else x_b), dim=1)
+            k_b, k_a = nn.functional.normalize(self.key_encoder(torch.cat([x_b, x_a])), dim=1).chunk(2)
+        return q_a, k_b, q_b, k_a
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        queries = torch.cat(embeddings[0::2])
+        keys = torch.cat(embeddings[1::2])
         queued = self.queue.negatives()
         negatives = queued if queued.shape[0] > 0 else None
         loss = info_nce(queries, keys, negatives=negatives, temperature=self.temperature)
-        # Only one view's keys enter the queue, as in the paper (one key per image per step).
-        self._pending_keys = keys[: x.shape[0]].detach()
+        # Only view b's keys enter the queue, as in the paper (one key per image per step).
+        self._pending_keys = embeddings[1].detach()
         return Output(loss, {"loss": loss.item(), "queue_filled": float(queued.shape[0])})
 
     def on_step_end(self, step: int, total_steps: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from contrastkit.data.batch import Batch
@@ -36,9 +37,16 @@ class SimSiam(TwoViewMethod):
         self.predictor = PredictionHead(projection_dim, predictor_hidden_dim, projection_dim)
 
     def forward(self, batch: Batch) -> Output:
+        return self.loss_from_embeddings(self.embeddings(batch), batch)
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """Predictions ``(p_a, p_b)`` and projections ``(z_a, z_b)`` of the two views."""
         z = self.projector(self.encoder(self.both_views(batch)))
-        p = self.predictor(z)
+        p_a, p_b = self.predictor(z).chunk(2)
         z_a, z_b = z.chunk(2)
-        p_a, p_b = p.chunk(2)
+        return p_a, p_b, z_a, z_b
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        p_a, p_b, z_a, z_b = embeddings
         loss = 0.5 * (negative_cosine(p_a, z_b) + negative_cosine(p_b, z_a))
         return Output(loss, {"loss": loss.item()})

@@ -108,9 +108,14 @@ def grad_cache_backward(
         _set_rng_state(state, device)
         with autocast():
             outputs = method.embeddings(block)
-        torch.autograd.backward(
-            list(outputs), [gradient[start : start + rows].to(out.dtype) for gradient, out in zip(gradients, outputs)]
-        )
+        # Outputs without a gradient path (momentum targets, stop-gradient branches) are skipped.
+        pairs = [
+            (out, gradient[start : start + rows].to(out.dtype))
+            for gradient, out in zip(gradients, outputs)
+            if gradient is not None and out.requires_grad
+        ]
+        if pairs:
+            torch.autograd.backward([out for out, _ in pairs], [gradient for _, gradient in pairs])
         start += rows
     _set_rng_state(after, device)
     return Output(output.loss.detach(), output.logs)
