@@ -40,9 +40,7 @@ class BarlowTwins(TwoViewMethod):
 
     def embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Projections ``(z_a, z_b)``, one pass per view: the loss standardises each branch over its own batch."""
-        self.check_batch(batch)
-        x = batch.inputs
-        return self.projector(self.encoder(self.view_a(x))), self.projector(self.encoder(self.view_b(x)))
+        return self.each_view(batch, self.projector)
 
     def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
         z_a, z_b = embeddings

@@ -106,3 +106,13 @@ class TwoViewMethod(Method):
         self.check_batch(batch)
         x = batch.inputs
         return torch.cat([self.view_a(x), self.view_b(x)])
+
+    def each_view(self, batch: Batch, head: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check the batch and return ``(head(encoder(view_a(x))), head(encoder(view_b(x))))``.
+
+        One pass per view, for objectives that standardise each branch over its own
+        batch (Barlow Twins, VICReg): batch-norm statistics then stay per view.
+        """
+        self.check_batch(batch)
+        x = batch.inputs
+        return head(self.encoder(self.view_a(x))), head(self.encoder(self.view_b(x)))
