@@ -8,6 +8,7 @@ from torch import nn
 from contrastkit.data.batch import Batch
 from contrastkit.functional import barlow_twins
 from contrastkit.methods.base import Output, TwoViewMethod
+from contrastkit.negatives import gather
 from contrastkit.nn import ProjectionHead
 
 
@@ -43,6 +44,7 @@ class BarlowTwins(TwoViewMethod):
         return self.each_view(batch, self.projector)
 
     def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
-        z_a, z_b = embeddings
+        # Batch statistics must be global: gather with gradient, full loss on every process.
+        z_a, z_b = (gather(z, "with_grad") for z in embeddings)
         loss = barlow_twins(z_a, z_b, lambd=self.lambd)
         return Output(loss, {"loss": loss.item()})

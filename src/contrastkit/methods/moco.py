@@ -8,7 +8,7 @@ from torch import nn
 from contrastkit.data.batch import Batch
 from contrastkit.functional import info_nce
 from contrastkit.methods.base import Output, TwoViewMethod
-from contrastkit.negatives import Queue
+from contrastkit.negatives import Queue, gather, is_distributed, local_positive_mask
 from contrastkit.nn import MomentumEncoder, ProjectionHead
 
 
@@ -77,9 +77,16 @@ class MoCo(TwoViewMethod):
         keys = torch.cat(embeddings[1::2])
         queued = self.queue.negatives()
         negatives = queued if queued.shape[0] > 0 else None
-        loss = info_nce(queries, keys, negatives=negatives, temperature=self.temperature)
-        # Only view b's keys enter the queue, as in the paper (one key per image per step).
-        self._pending_keys = embeddings[1].detach()
+        pos_mask = None
+        if is_distributed():
+            # Local queries against every process's keys (keys carry no gradient): the DDP
+            # average of the local means is the global mean, as with one process and 2B rows.
+            pos_mask = local_positive_mask(keys.shape[0], device=keys.device)  # queue columns pad as negatives
+            keys = gather(keys, "no_grad")
+        loss = info_nce(queries, keys, negatives=negatives, temperature=self.temperature, pos_mask=pos_mask)
+        # Only view b's keys enter the queue, as in the paper (one key per image per step);
+        # under torchrun every process enqueues the same global keys, keeping the queues equal.
+        self._pending_keys = gather(embeddings[1].detach(), "no_grad")
         return Output(loss, {"loss": loss.item(), "queue_filled": float(queued.shape[0])})
 
     def on_step_end(self, step: int, total_steps: int) -> None:

@@ -8,6 +8,7 @@ from torch import nn
 from contrastkit.data.batch import Batch
 from contrastkit.functional import nt_xent
 from contrastkit.methods.base import Output, TwoViewMethod
+from contrastkit.negatives import gather
 from contrastkit.nn import ProjectionHead
 
 
@@ -49,5 +50,9 @@ class SimCLR(TwoViewMethod):
         return Output(loss, {"loss": loss.item()})
 
     def objective(self, z_a: torch.Tensor, z_b: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """NT-Xent of the two views' projections."""
-        return nt_xent(z_a, z_b, temperature=self.temperature)
+        """NT-Xent of the two views' projections over the global batch.
+
+        Under torchrun the projections of every process are gathered with gradient and each
+        process computes the full loss, so 2 processes x B take the step of 1 process x 2B.
+        """
+        return nt_xent(gather(z_a, "with_grad"), gather(z_b, "with_grad"), temperature=self.temperature)

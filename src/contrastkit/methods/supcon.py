@@ -8,6 +8,7 @@ from torch import nn
 from contrastkit.data.batch import Batch
 from contrastkit.functional import supcon
 from contrastkit.methods.simclr import SimCLR
+from contrastkit.negatives import gather
 
 
 class SupCon(SimCLR):
@@ -40,5 +41,7 @@ class SupCon(SimCLR):
         )
 
     def objective(self, z_a: torch.Tensor, z_b: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """SupCon ``L_out`` over both views, positives from ``batch.labels``."""
-        return supcon(torch.stack([z_a, z_b], dim=1), batch.labels, temperature=self.temperature)
+        """SupCon ``L_out`` over both views and the global batch, positives from ``batch.labels``."""
+        assert batch.labels is not None  # check_batch guarantees it
+        features = gather(torch.stack([z_a, z_b], dim=1), "with_grad")
+        return supcon(features, gather(batch.labels, "no_grad"), temperature=self.temperature)

@@ -8,6 +8,7 @@ from torch import nn
 from contrastkit.data.batch import Batch
 from contrastkit.functional import vicreg
 from contrastkit.methods.base import Output, TwoViewMethod
+from contrastkit.negatives import gather
 from contrastkit.nn import ProjectionHead
 
 
@@ -47,6 +48,7 @@ class VICReg(TwoViewMethod):
         return self.each_view(batch, self.projector)
 
     def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
-        z_a, z_b = embeddings
+        # Batch statistics must be global: gather with gradient, full loss on every process.
+        z_a, z_b = (gather(z, "with_grad") for z in embeddings)
         loss = vicreg(z_a, z_b, sim_coeff=self.sim_coeff, std_coeff=self.std_coeff, cov_coeff=self.cov_coeff)
         return Output(loss, {"loss": loss.item()})
