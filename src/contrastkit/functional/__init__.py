@@ -19,8 +19,16 @@ from contrastkit.functional.contrastive import (
 from contrastkit.functional.core import contrastive_loss_from_logits
 from contrastkit.functional.geometry import alignment, uniformity
 from contrastkit.functional.redundancy import barlow_twins, vicreg, vicreg_terms
+from contrastkit.functional.tiled import (
+    DEFAULT_CHUNK_SIZE,
+    NAIVE_MAX_LOGITS_BYTES,
+    tiled_contrastive_loss,
+    tiled_siglip_loss,
+)
 
 __all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "NAIVE_MAX_LOGITS_BYTES",
     "alignment",
     "barlow_twins",
     "clip_loss",
@@ -32,6 +40,8 @@ __all__ = [
     "nt_xent",
     "siglip_loss",
     "supcon",
+    "tiled_contrastive_loss",
+    "tiled_siglip_loss",
     "uniformity",
     "vicreg",
     "vicreg_terms",

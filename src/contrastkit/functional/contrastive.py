@@ -21,8 +21,15 @@ from contrastkit.functional._validation import (
     check_pair,
     check_positive_scalar,
     check_reduction,
+    reduce,
 )
 from contrastkit.functional.core import contrastive_loss_from_logits
+from contrastkit.functional.tiled import (
+    ChunkSize,
+    resolve_chunk_size,
+    tiled_contrastive_loss,
+    tiled_siglip_loss,
+)
 
 __all__ = [
     "info_nce",
@@ -49,6 +56,11 @@ def _normalize(x: torch.Tensor, normalize: bool) -> torch.Tensor:
     return F.normalize(x, dim=1) if normalize else x
 
 
+def _inverse_scale(temperature: Scalar) -> Scalar:
+    return 1.0 / temperature if isinstance(temperature, torch.Tensor) else 1.0 / float(temperature)
+
+
+
 def info_nce(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -61,6 +73,7 @@ def info_nce(
     weights: torch.Tensor | None = None,
     normalize: bool = True,
     reduction: str = "mean",
+    chunk_size: ChunkSize = "auto",
 ) -> torch.Tensor:
     r"""InfoNCE (van den Oord et al., 2018, "Representation Learning with Contrastive Predictive Coding").
 
@@ -106,6 +119,15 @@ def info_nce(
             denominator.
         normalize: L2-normalise ``query``, ``key`` and ``negatives`` (default ``True``).
         reduction: ``'mean'`` (default), ``'sum'`` or ``'none'`` (``[B]``).
+        chunk_size: ``"auto"`` (default): the naive path (one ``[B, M + K]`` logit
+            matrix) while it fits :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`
+            (256 MiB), the tiled path (block-wise log-sum-exp, recomputation in
+            backward, memory linear in the batch) with blocks of
+            :data:`~contrastkit.functional.tiled.DEFAULT_CHUNK_SIZE` beyond it;
+            ``None``: always naive; a positive ``int``: always tiled with that block
+            size. Both give the same value and gradients to float tolerance. The
+            tiled path does not differentiate through ``pos_mask`` / ``weights``
+            (``"auto"`` stays naive when either requires grad).
 
     Returns:
         The loss: a scalar, or ``[B]`` for ``reduction='none'``.
@@ -142,6 +164,14 @@ def info_nce(
     if symmetric and reduction == "none" and num_keys != batch:
         raise ValueError(
             f"info_nce: symmetric=True with reduction='none' needs as many keys as queries, got B={batch}, M={num_keys}"
+        )
+
+    chunk = resolve_chunk_size(chunk_size, batch, columns, query.dtype)
+    if chunk_size == "auto" and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (pos_mask, weights)):
+        chunk = None  # the tiled path does not differentiate through pos_mask / weights
+    if chunk is not None:
+        return _info_nce_tiled(
+            query, key, negatives, temperature, symmetric, labels, pos_mask, weights, normalize, reduction, chunk
         )
 
     if pos_mask is None:
@@ -190,7 +220,76 @@ def info_nce(
     return (forward + backward) / 2
 
 
-def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature: Scalar = 0.5, *, normalize: bool = True) -> torch.Tensor:
+def _info_nce_tiled(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    negatives: torch.Tensor | None,
+    temperature: Scalar,
+    symmetric: bool,
+    labels: torch.Tensor | None,
+    pos_mask: torch.Tensor | None,
+    weights: torch.Tensor | None,
+    normalize: bool,
+    reduction: str,
+    chunk: int,
+) -> torch.Tensor:
+    """The tiled path of :func:`info_nce` (arguments already checked for shape)."""
+    batch, num_keys = query.shape[0], key.shape[0]
+    num_negatives = 0 if negatives is None else negatives.shape[0]
+    columns = num_keys + num_negatives
+    forward_spec: dict[str, torch.Tensor] = {}
+    backward_spec: dict[str, torch.Tensor] = {}
+    if pos_mask is None:
+        if num_keys != batch:
+            raise ValueError(
+                f"key: expected as many rows as query ({batch}) for paired positives, got shape {tuple(key.shape)}; "
+                "pass pos_mask for unpaired keys"
+            )
+        if labels is None:
+            index = torch.arange(batch, device=query.device)
+            forward_spec = backward_spec = {"partner": index}
+        else:
+            _check_labels(labels, batch)
+            forward_spec = backward_spec = {"row_labels": labels, "col_labels": labels}
+    else:
+        if not isinstance(pos_mask, torch.Tensor) or pos_mask.dim() != 2 or pos_mask.shape[0] != batch:
+            got = tuple(pos_mask.shape) if isinstance(pos_mask, torch.Tensor) else type(pos_mask).__name__
+            raise ValueError(f"pos_mask: expected shape [{batch}, {num_keys}] or [{batch}, {columns}], got {got}")
+        if pos_mask.shape[1] not in (num_keys, columns):
+            raise ValueError(
+                f"pos_mask: expected shape [{batch}, {num_keys}] or [{batch}, {columns}], got {tuple(pos_mask.shape)}"
+            )
+        if pos_mask.dtype != torch.bool and not pos_mask.is_floating_point():
+            raise ValueError(f"positive_weights: expected a bool or float tensor, got dtype {pos_mask.dtype}")
+        forward_spec, backward_spec = {"pos_mask": pos_mask}, {"pos_mask": pos_mask.T}
+    if weights is not None and (not isinstance(weights, torch.Tensor) or weights.shape != (batch, columns)):
+        got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise ValueError(f"weights: expected shape [{batch}, {columns}] (queries x (keys + negatives)), got {got}")
+    if weights is not None:
+        if not weights.is_floating_point():
+            raise ValueError(f"column_weights: expected a float tensor, got dtype {weights.dtype}")
+        forward_spec = {**forward_spec, "weights": weights}
+        backward_spec = {**backward_spec, "weights": weights.T}
+
+    q = _normalize(query, normalize)
+    candidates = key if negatives is None else torch.cat([key, negatives], dim=0)
+    c = _normalize(candidates, normalize)
+    scale = _inverse_scale(temperature)
+    forward = reduce(tiled_contrastive_loss(q, c, scale, chunk_size=chunk, **forward_spec), reduction)
+    if not symmetric:
+        return forward
+    backward = reduce(tiled_contrastive_loss(c, q, scale, chunk_size=chunk, **backward_spec), reduction)
+    return (forward + backward) / 2
+
+
+def nt_xent(
+    z_a: torch.Tensor,
+    z_b: torch.Tensor,
+    temperature: Scalar = 0.5,
+    *,
+    normalize: bool = True,
+    chunk_size: ChunkSize = "auto",
+) -> torch.Tensor:
     r"""NT-Xent, the SimCLR loss (Chen et al., 2020, "A Simple Framework for Contrastive Learning of Visual Representations").
 
     The ``2N`` embeddings ``z = [z_a; z_b]`` are compared with each other; for row
@@ -211,6 +310,10 @@ def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature: Scalar = 0.5, *, 
         z_b: ``[N, D]`` second views, paired with ``z_a`` row by row.
         temperature: ``tau > 0`` (default 0.5, SimCLR's CIFAR-10 value).
         normalize: L2-normalise the embeddings (default ``True``).
+        chunk_size: ``"auto"`` (default; naive while the ``[2N, 2N]`` logits fit
+            :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`, tiled beyond),
+            ``None`` (naive) or a positive ``int`` (tiled, that block size); see
+            :func:`info_nce`.
 
     Returns:
         The scalar loss, the mean over the ``2N`` rows.
@@ -225,9 +328,13 @@ def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature: Scalar = 0.5, *, 
     check_pair("z_a", z_a, "z_b", z_b, min_rows=2)
     n = z_a.shape[0]
     z = _normalize(torch.cat([z_a, z_b], dim=0), normalize)
-    logits = z @ z.T / temperature
     index = torch.arange(2 * n, device=z.device)
     partner = (index + n) % (2 * n)
+    chunk = resolve_chunk_size(chunk_size, 2 * n, 2 * n, z.dtype)
+    if chunk is not None:
+        scale = _inverse_scale(temperature)
+        return tiled_contrastive_loss(z, z, scale, partner=partner, exclude=index, chunk_size=chunk).mean()
+    logits = z @ z.T / temperature
     positives = torch.zeros(2 * n, 2 * n, dtype=torch.bool, device=z.device)
     positives[index, partner] = True
     valid = ~torch.eye(2 * n, dtype=torch.bool, device=z.device)
@@ -241,6 +348,7 @@ def supcon(
     base_temperature: float | None = None,
     *,
     normalize: bool = True,
+    chunk_size: ChunkSize = "auto",
 ) -> torch.Tensor:
     r"""Supervised contrastive loss (Khosla et al., 2020, "Supervised Contrastive Learning").
 
@@ -266,6 +374,10 @@ def supcon(
         temperature: ``tau > 0`` (default 0.1).
         base_temperature: ``tau_base > 0`` or ``None`` (default, no scaling).
         normalize: L2-normalise each view (default ``True``).
+        chunk_size: ``"auto"`` (default; naive while the ``[BV, BV]`` logits fit
+            :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`, tiled beyond),
+            ``None`` (naive) or a positive ``int`` (tiled, that block size); see
+            :func:`info_nce`.
 
     Returns:
         The scalar loss, averaged over the ``B * V`` anchors.
@@ -301,6 +413,23 @@ def supcon(
         sample_labels = labels.to(features.device)
     anchor_labels = sample_labels.repeat(views)
     z = _normalize(flat, normalize)
+    chunk = resolve_chunk_size(chunk_size, views * batch, views * batch, z.dtype)
+    if chunk is not None:
+        _, inverse, counts = torch.unique(anchor_labels, return_inverse=True, return_counts=True)
+        lonely = counts[inverse] < 2
+        if lonely.any():
+            raise ValueError(
+                "supcon: every anchor needs a positive (another view, or another sample with its label), got "
+                f"{int(lonely.sum())} anchor(s) with none; use V >= 2 or labels seen at least twice"
+            )
+        index = torch.arange(views * batch, device=z.device)
+        loss = tiled_contrastive_loss(
+            z, z, _inverse_scale(temperature), row_labels=anchor_labels, col_labels=anchor_labels,
+            exclude=index, chunk_size=chunk,
+        ).mean()
+        if base_temperature is not None:
+            loss = loss * (temperature / base_temperature)
+        return loss
     logits = z @ z.T / temperature
     not_self = ~torch.eye(views * batch, dtype=torch.bool, device=z.device)
     positives = (anchor_labels.unsqueeze(1) == anchor_labels.unsqueeze(0)) & not_self
@@ -448,7 +577,7 @@ def dclw(
     return dcl(z_a, z_b, temperature, weight_fn, normalize=normalize)
 
 
-def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Scalar) -> torch.Tensor:
+def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Scalar, *, chunk_size: ChunkSize = "auto") -> torch.Tensor:
     r"""CLIP's symmetric contrastive loss (Radford et al., 2021, "Learning Transferable Visual Models From Natural Language Supervision").
 
     With L2-normalised ``a`` and ``b`` and ``l_ij = t * a_i . b_j``:
@@ -465,6 +594,10 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Scalar) -> torch.Te
         logit_scale: the multiplier ``t > 0``, already exponentiated (CLIP
             initialises ``t = 1 / 0.07``); a float or 1-element tensor, which keeps
             its gradient.
+        chunk_size: ``"auto"`` (default; naive while the ``[B, B]`` logits fit
+            :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`, tiled beyond),
+            ``None`` (naive) or a positive ``int`` (tiled, that block size); see
+            :func:`info_nce`.
 
     Returns:
         The scalar loss.
@@ -477,6 +610,13 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Scalar) -> torch.Te
     """
     check_positive_scalar("logit_scale", logit_scale)
     check_pair("a", a, "b", b, min_rows=2)
+    chunk = resolve_chunk_size(chunk_size, a.shape[0], b.shape[0], a.dtype)
+    if chunk is not None:
+        a_n, b_n = F.normalize(a, dim=1), F.normalize(b, dim=1)
+        index = torch.arange(a.shape[0], device=a.device)
+        forward = tiled_contrastive_loss(a_n, b_n, logit_scale, partner=index, chunk_size=chunk).mean()
+        backward = tiled_contrastive_loss(b_n, a_n, logit_scale, partner=index, chunk_size=chunk).mean()
+        return (forward + backward) / 2
     logits = logit_scale * F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
     positives = torch.eye(a.shape[0], dtype=torch.bool, device=a.device)
     return (contrastive_loss_from_logits(logits, positives) + contrastive_loss_from_logits(logits.T, positives)) / 2
@@ -489,6 +629,7 @@ def siglip_loss(
     logit_bias: Scalar,
     *,
     normalize: bool = True,
+    chunk_size: ChunkSize = "auto",
 ) -> torch.Tensor:
     r"""Pairwise sigmoid loss of SigLIP (Zhai et al., 2023, "Sigmoid Loss for Language Image Pre-Training").
 
@@ -508,6 +649,10 @@ def siglip_loss(
             ``t = 10``); a float or 1-element tensor.
         logit_bias: the bias ``b`` (paper init ``-10``); a float or 1-element tensor.
         normalize: L2-normalise the embeddings (default ``True``).
+        chunk_size: ``"auto"`` (default; naive while the ``[B, B]`` logits fit
+            :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`, blocks beyond),
+            ``None`` (naive) or a positive ``int`` (blocks of that size, recomputed
+            in backward; memory linear in ``B``).
 
     Returns:
         The scalar loss (sum over pairs, divided by ``B``).
@@ -522,6 +667,11 @@ def siglip_loss(
     check_finite_scalar("logit_bias", logit_bias)
     check_pair("a", a, "b", b, min_rows=2)
     n = a.shape[0]
+    chunk = resolve_chunk_size(chunk_size, n, n, a.dtype)
+    if chunk is not None:
+        return tiled_siglip_loss(
+            _normalize(a, normalize), _normalize(b, normalize), logit_scale, logit_bias, chunk_size=chunk
+        )
     logits = logit_scale * _normalize(a, normalize) @ _normalize(b, normalize).T + logit_bias
     signs = 2 * torch.eye(n, dtype=logits.dtype, device=logits.device) - 1
     return -F.logsigmoid(signs * logits).sum() / n
