@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test test-all bench fashion-mnist clean
+.PHONY: run test test-all bench bench-scaling fashion-mnist clean
 
 # torch is pinned to the CPU build cached on these machines: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -44,6 +44,10 @@ test-all: $(STAMP) fashion-mnist
 
 bench: $(BENCH_STAMP) fashion-mnist
 	$(PY) benchmarks/image_ssl.py
+
+# InfoNCE time and memory against batch size, beside the peer libraries of the bench extra.
+bench-scaling: $(BENCH_STAMP)
+	$(PY) benchmarks/loss_scaling.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -45,11 +45,10 @@ from contrastkit.methods import method_names
 from contrastkit.train.atomic import atomic_write_json, atomic_write_text
 from contrastkit.train.config import load_config
 from contrastkit.train.run import run
+from markdown_section import update_section  # benchmarks/ is on sys.path when run as a script
 
 RECIPE = "simclr-fashion-mnist"
 SECTION = "image_ssl"
-START_MARK = f"<!-- {SECTION}:start -->"
-END_MARK = f"<!-- {SECTION}:end -->"
 
 #: The image methods, in the order they are run and tabulated.
 IMAGE_METHODS = ["simclr", "moco", "byol", "simsiam", "barlow-twins", "vicreg", "supcon"]
@@ -249,21 +248,6 @@ def render_section(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_markdown(path: Path, section: str) -> None:
-    """Replace this script's section of ``path`` (or append it); write atomically."""
-    block = f"{START_MARK}\n{section}\n{END_MARK}"
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        start, end = text.find(START_MARK), text.find(END_MARK)
-        if start != -1 and end != -1 and end > start:
-            text = text[:start] + block + text[end + len(END_MARK):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        text = "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each owns one marked section.\n\n" + block + "\n"
-    atomic_write_text(path, text)
-
-
 def beats_both(entry: dict[str, Any], baselines: dict[str, Any]) -> bool:
     for metric in ("knn_top1", "linear_top1"):
         value = entry.get(metric)
@@ -280,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render_only:  # rewrite the Markdown from a saved results file, without training
         results = json.loads(args.results.read_text(encoding="utf-8"))
-        update_markdown(args.out, render_section(results))
+        update_section(args.out, SECTION, render_section(results))
         print(f"rendered {args.results} into the {SECTION} section of {args.out}")
         return 0
     registered = set(method_names())
@@ -362,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     results["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_json(args.results, results)
     section = render_section(results)
-    update_markdown(args.out, section)
+    update_section(args.out, SECTION, section)
     print()
     print(section)
     print()

@@ -55,9 +55,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from markdown_section import update_section  # benchmarks/ is on sys.path when run as a script
+
 SECTION = "loss_scaling"
-START_MARK = f"<!-- {SECTION}:start -->"
-END_MARK = f"<!-- {SECTION}:end -->"
 ROOT = Path(__file__).resolve().parent.parent
 
 IMPLS = ["contrastkit-naive", "contrastkit-tiled", "pml-ntxent", "info-nce-pytorch"]
@@ -77,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--impls", nargs="+", default=IMPLS, choices=IMPLS)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per point (default 600)")
     parser.add_argument("--memory-cap-gib", type=float, default=16.0, help="skip points estimated above this")
+    parser.add_argument("--render-only", action="store_true",
+                        help="only re-render BENCHMARKS.md's section from the --results file (no measuring)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "loss_scaling.json")
     parser.add_argument("--point", nargs=2, metavar=("IMPL", "B"), help=argparse.SUPPRESS)
@@ -272,6 +274,10 @@ def render(results: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
+        "Ratios are times (below 1: the first is faster). \"contrastkit / fastest peer\" takes contrastkit's "
+        "faster path at that size; the default `chunk_size=\"auto\"` runs the naive path while the logits fit "
+        "256 MiB (B ≤ 8192 here) and the tiled path beyond.",
+        "",
         f"Command: `{meta['command']}` ({meta['date']}, torch {meta['torch']}, {meta['platform']}). "
         "Raw numbers (and the loss values, which agree across implementations): "
         "`benchmarks/results/loss_scaling.json`.",
@@ -279,28 +285,14 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_markdown(path: Path, section: str) -> None:
-    """Replace this script's section of ``path`` (or append it); write atomically."""
-    from contrastkit.train.atomic import atomic_write_text
-
-    block = f"{START_MARK}\n{section}\n{END_MARK}"
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        start, end = text.find(START_MARK), text.find(END_MARK)
-        if start != -1 and end != -1 and end > start:
-            text = text[:start] + block + text[end + len(END_MARK):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        text = "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each owns one marked section.\n\n" + block + "\n"
-    atomic_write_text(path, text)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.point:
         impl, batch = args.point[0], int(args.point[1])
         print(json.dumps(run_point(impl, batch, args.dim, args.chunk, args.threads)))
+        return 0
+    if args.render_only:
+        update_section(args.out, SECTION, render(json.loads(args.results.read_text(encoding="utf-8"))))
         return 0
 
     import torch
@@ -334,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"meta": meta, "rows": rows}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.results, results)
-    update_markdown(args.out, render(results))
+    update_section(args.out, SECTION, render(results))
     print(render(results))
     return 0
 
