@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,12 @@ from contrastkit.train.run import run
 def test_simclr_on_digits_beats_the_random_init_encoder(tmp_path):
     config = load_config(None, [
         "data.name=digits", "train.steps=120", "train.batch_size=128", "train.checkpoint_every=0",
-        "train.precision=fp32", "eval.plots=false", "eval.knn_k=20", "train.lr=0.003",
+        "train.precision=fp32", "eval.plots=false", "eval.knn_k=20", "train.lr=0.003", "train.eval_every=60",
     ])  # fmt: skip
-    _, metrics = run(config, tmp_path / "run", verbose=False)
+    run_dir, metrics = run(config, tmp_path / "run", verbose=False)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    periodic = [record["eval/knn_top1"] for record in records if "eval/knn_top1" in record]
+    assert len(periodic) == 2 and periodic[-1] == pytest.approx(metrics["knn_top1"])  # same protocol at the end
     random_init = metrics["baselines"]["random_init"]
     assert metrics["knn_top1"] > random_init["knn_top1"] + 0.03
     assert metrics["linear_top1"] > random_init["linear_top1"]

@@ -192,3 +192,17 @@ def test_bf16_autocast_trains_and_precision_is_validated(tmp_path, tiny_images):
 def test_progress_is_quiet_when_disabled(tmp_path, tiny_images, capsys):
     _trainer("simclr", tiny_images, tmp_path).fit(stop_at=2)  # progress=False in _trainer
     assert capsys.readouterr().err == ""
+
+
+def test_periodic_evaluation_is_logged_every_eval_every_steps(tmp_path, tiny_images):
+    calls = []
+
+    def evaluate(method):
+        calls.append(method.training)
+        return {"knn_top1": 0.5}
+
+    method = make_method("simclr")
+    config = TrainConfig(batch_size=16, steps=6, eval_every=2, log_every=5, progress=False)
+    result = Trainer(method, tiny_images, config, tmp_path, eval_fn=evaluate).fit()
+    evaluated = [record["step"] for record in result.history if "eval/knn_top1" in record]
+    assert evaluated == [2, 4, 6] and len(calls) == 3
