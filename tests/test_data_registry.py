@@ -3,8 +3,14 @@ import pytest
 import torch
 
 from contrastkit.data import (
-    ArrayDataset, DatasetSplits, dataset_descriptions, dataset_names, load_dataset, register_dataset,
-    split_indices, subset_indices,
+    ArrayDataset,
+    DatasetSplits,
+    dataset_descriptions,
+    dataset_names,
+    load_dataset,
+    register_dataset,
+    split_indices,
+    subset_indices,
 )
 
 

@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from contrastkit.functional import clip_loss, dcl, dclw, info_nce, nt_xent, siglip_loss, supcon
+from contrastkit.functional import (
+    clip_loss,
+    dcl,
+    dclw,
+    info_nce,
+    nt_xent,
+    siglip_loss,
+    supcon,
+)
 
 DTYPE = torch.float64
 ATOL = 1e-10

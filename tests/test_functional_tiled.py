@@ -10,6 +10,7 @@ import torch
 from contrastkit import functional as CF
 from contrastkit.functional import tiled
 
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     """Small blocks run faster on one thread (and OpenMP spin-waits badly on a shared, loaded machine)."""

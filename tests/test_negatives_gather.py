@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import subprocess
 import sys
-import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,8 +24,21 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from contrastkit.functional import barlow_twins, clip_loss, info_nce, nt_xent, supcon, vicreg
-from contrastkit.negatives import POLICIES, gather, local_positive_mask, rank_slice, world_size
+from contrastkit.functional import (
+    barlow_twins,
+    clip_loss,
+    info_nce,
+    nt_xent,
+    supcon,
+    vicreg,
+)
+from contrastkit.negatives import (
+    POLICIES,
+    gather,
+    local_positive_mask,
+    rank_slice,
+    world_size,
+)
 
 WORLD = 2
 LOCAL_BATCH = 4

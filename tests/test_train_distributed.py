@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from contrastkit.data import ArrayDataset
 from contrastkit.train.distributed import DistributedContext, setup_distributed
 from contrastkit.train.loader import EpochBatches
-from contrastkit.data import ArrayDataset
-
-import torch
 
 
 def test_single_process_context_is_disabled(monkeypatch):

@@ -8,7 +8,11 @@ import os
 import pytest
 import torch
 
-from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from contrastkit.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from contrastkit.train.optim import LARS, build_optimizer, warmup_cosine
 from contrastkit.train.seed import seed_everything
 from contrastkit.train.trainer import TrainConfig, Trainer

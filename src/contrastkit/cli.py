@@ -29,7 +29,7 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
 ) -> None:
     """Train a recipe, evaluate it against baselines, and write a run directory."""
-    from contrastkit.train.config import apply_overrides, load_config, load_run_config, validate_config
+    from contrastkit.train.config import load_config, load_run_config
     from contrastkit.train.run import run
 
     try:

@@ -4,7 +4,12 @@ from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.base import Method, Output, TwoViewMethod
 from contrastkit.methods.byol import BYOL
 from contrastkit.methods.moco import MoCo
-from contrastkit.methods.registry import METHODS, build_method, method_names, method_options
+from contrastkit.methods.registry import (
+    METHODS,
+    build_method,
+    method_names,
+    method_options,
+)
 from contrastkit.methods.simclr import SimCLR
 from contrastkit.methods.simsiam import SimSiam
 from contrastkit.methods.supcon import SupCon

@@ -36,8 +36,18 @@ from contrastkit.methods import Method, build_method
 from contrastkit.nn.registry import build_encoder
 from contrastkit.train.atomic import atomic_write_json, atomic_write_text
 from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint
-from contrastkit.train.config import EvalConfig, eval_config, load_run_config, resolved, train_config
-from contrastkit.train.distributed import DistributedContext, device_for, setup_distributed
+from contrastkit.train.config import (
+    EvalConfig,
+    eval_config,
+    load_run_config,
+    resolved,
+    train_config,
+)
+from contrastkit.train.distributed import (
+    DistributedContext,
+    device_for,
+    setup_distributed,
+)
 from contrastkit.train.seed import seed_everything
 from contrastkit.train.trainer import Trainer, resolve_device
 from contrastkit.views.image import build_views

@@ -14,14 +14,17 @@ import torch
 from torch.utils.data import Dataset
 
 from contrastkit.methods.base import Method
-from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from contrastkit.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from contrastkit.train.distributed import DistributedContext
 from contrastkit.train.grad_cache import grad_cache_backward
 from contrastkit.train.loader import EpochBatches
 from contrastkit.train.metrics_log import MetricsLog
 from contrastkit.train.optim import build_optimizer, build_schedule
 from contrastkit.train.progress import Progress
-
 
 PRECISIONS = ("fp32", "bf16", "auto")
 
