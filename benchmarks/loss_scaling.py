@@ -77,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--impls", nargs="+", default=IMPLS, choices=IMPLS)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per point (default 600)")
     parser.add_argument("--memory-cap-gib", type=float, default=16.0, help="skip points estimated above this")
+    parser.add_argument("--merge-results", type=Path, default=None, metavar="FILE",
+                        help="with --render-only: first merge FILE's rows (e.g. a separate run of the largest B) "
+                             "into --results, replacing rows of the same B")
     parser.add_argument("--render-only", action="store_true",
                         help="only re-render BENCHMARKS.md's section from the --results file (no measuring)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
@@ -282,6 +285,14 @@ def render(results: dict[str, Any]) -> str:
         "Raw numbers (and the loss values, which agree across implementations): "
         "`benchmarks/results/loss_scaling.json`.",
     ]
+    for extra in meta.get("merged_runs", []):
+        lines += [
+            "",
+            f"Rows for B = {', '.join(str(b) for b in extra['batches'])} come from a separate run "
+            f"(`{extra['command']}`, {extra['date']}, GEMM rate {extra['gemm_gflops']:.1f} GFLOP/s, which its GEMM "
+            "bound uses), merged with `--render-only --merge-results FILE`; implementations not listed there show "
+            "`not run`.",
+        ]
     return "\n".join(lines)
 
 
@@ -292,7 +303,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_point(impl, batch, args.dim, args.chunk, args.threads)))
         return 0
     if args.render_only:
-        update_section(args.out, SECTION, render(json.loads(args.results.read_text(encoding="utf-8"))))
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        if args.merge_results is not None:
+            extra = json.loads(args.merge_results.read_text(encoding="utf-8"))
+            merged = {row["batch"]: row for row in results["rows"]}
+            merged.update({row["batch"]: row for row in extra["rows"]})
+            results["rows"] = [merged[batch] for batch in sorted(merged)]
+            # Each row keeps the GEMM bound of the run that measured it.
+            results["meta"].setdefault("merged_runs", []).append(
+                {"command": extra["meta"]["command"], "date": extra["meta"]["date"],
+                 "gemm_gflops": extra["meta"]["gemm_gflops"], "batches": [row["batch"] for row in extra["rows"]]}
+            )
+            from contrastkit.train.atomic import atomic_write_json
+
+            atomic_write_json(args.results, results)
+        update_section(args.out, SECTION, render(results))
         return 0
 
     import torch
