@@ -33,3 +33,21 @@ def make_method(name: str = "simclr", *, seed: int = 0, encoder: str = "mlp", **
 def tiny_images() -> ArrayDataset:
     generator = torch.Generator().manual_seed(0)
     return ArrayDataset(torch.rand(64, 1, 8, 8, generator=generator), torch.arange(64) % 4)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn_ranks(worker, world: int, out_dir) -> list[dict]:
+    """Run ``worker(rank, port, out_dir)`` in ``world`` spawned processes (gloo on 127.0.0.1 at a
+    free port); each writes ``out_dir/rank{r}.pt``, which is returned, loaded with ``weights_only``."""
+    import torch.multiprocessing as mp
+
+    mp.start_processes(worker, args=(free_port(), str(out_dir)), nprocs=world, join=True, start_method="spawn")
+    return [torch.load(f"{out_dir}/rank{r}.pt", weights_only=True) for r in range(world)]

@@ -9,13 +9,11 @@ and the views are deterministic, so the two runs see identical inputs.
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -23,6 +21,7 @@ from contrastkit.data import Batch
 from contrastkit.methods import build_method
 from contrastkit.nn import MLPEncoder
 from contrastkit.views.image import build_views
+from tests.conftest import spawn_ranks
 
 WORLD, LOCAL = 2, 4
 METHODS = {
@@ -82,17 +81,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> list[dict]:
     out_dir = tmp_path_factory.mktemp("methods-ddp")
-    mp.start_processes(_worker, args=(_free_port(), str(out_dir)), nprocs=WORLD, join=True, start_method="spawn")
-    return [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    return spawn_ranks(_worker, WORLD, out_dir)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -39,6 +37,7 @@ from contrastkit.negatives import (
     rank_slice,
     world_size,
 )
+from tests.conftest import free_port, spawn_ranks
 
 WORLD = 2
 LOCAL_BATCH = 4
@@ -213,17 +212,10 @@ def _worker(process_rank: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def distributed_results(tmp_path_factory) -> list[dict]:
     out_dir = tmp_path_factory.mktemp("gather")
-    mp.start_processes(_worker, args=(_free_port(), str(out_dir)), nprocs=WORLD, join=True, start_method="spawn")
-    return [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    return spawn_ranks(_worker, WORLD, out_dir)
 
 
 def _reference(name: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -348,7 +340,7 @@ def test_docs_torchrun_example_runs_under_torchrun(tmp_path):
     script = tmp_path / "train_ddp.py"
     script.write_text(_torchrun_example(), encoding="utf-8")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD)]
-    command += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)]
+    command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(script)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("step 30: loss") == 1  # printed by rank 0 only

@@ -14,6 +14,7 @@ import torch
 from contrastkit.data import ArrayDataset
 from contrastkit.train.distributed import DistributedContext, setup_distributed
 from contrastkit.train.loader import EpochBatches
+from tests.conftest import free_port
 
 
 def test_single_process_context_is_disabled(monkeypatch):
@@ -40,7 +41,7 @@ def test_torchrun_two_processes_train_and_write_exactly_one_checkpoint(tmp_path:
         pytest.skip("torchrun is not installed beside this Python")
     run_dir = tmp_path / "run"
     command = [
-        str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "contrastkit", "train",
+        str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "contrastkit", "train",
         "--set", "data.name=digits", "--set", "train.steps=6", "--set", "train.batch_size=32",
         "--set", "train.log_every=1", "--set", "eval.plots=false", "--set", "eval.linear=false", "--run-dir", str(run_dir),
     ]  # fmt: skip
