@@ -166,6 +166,7 @@ def info_nce(
             f"info_nce: symmetric=True with reduction='none' needs as many keys as queries, got B={batch}, M={num_keys}"
         )
 
+    _check_positive_spec(batch, num_keys, num_negatives, labels, pos_mask, weights)
     chunk = resolve_chunk_size(chunk_size, batch, columns, query.dtype)
     if chunk_size == "auto" and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (pos_mask, weights)):
         chunk = None  # the tiled path does not differentiate through pos_mask / weights
@@ -175,33 +176,17 @@ def info_nce(
         )
 
     if pos_mask is None:
-        if num_keys != batch:
-            raise ValueError(
-                f"key: expected as many rows as query ({batch}) for paired positives, got shape {tuple(key.shape)}; "
-                "pass pos_mask for unpaired keys"
-            )
         if labels is None:
             positives = torch.eye(batch, columns, dtype=torch.bool, device=query.device)
         else:
-            _check_labels(labels, batch)
             same = labels.to(query.device).unsqueeze(1) == labels.to(query.device).unsqueeze(0)
             positives = F.pad(same, (0, num_negatives), value=False)
     else:
-        if not isinstance(pos_mask, torch.Tensor) or pos_mask.dim() != 2 or pos_mask.shape[0] != batch:
-            got = tuple(pos_mask.shape) if isinstance(pos_mask, torch.Tensor) else type(pos_mask).__name__
-            raise ValueError(f"pos_mask: expected shape [{batch}, {num_keys}] or [{batch}, {columns}], got {got}")
         if pos_mask.shape[1] == num_keys and num_negatives:
             positives = F.pad(pos_mask, (0, num_negatives), value=False if pos_mask.dtype == torch.bool else 0.0)
-        elif pos_mask.shape[1] == columns:
-            positives = pos_mask
         else:
-            raise ValueError(
-                f"pos_mask: expected shape [{batch}, {num_keys}] or [{batch}, {columns}], got {tuple(pos_mask.shape)}"
-            )
+            positives = pos_mask
 
-    if weights is not None and (not isinstance(weights, torch.Tensor) or weights.shape != (batch, columns)):
-        got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
-        raise ValueError(f"weights: expected shape [{batch}, {columns}] (queries x (keys + negatives)), got {got}")
 
     q = _normalize(query, normalize)
     candidates = key if negatives is None else torch.cat([key, negatives], dim=0)
@@ -229,6 +214,37 @@ def info_nce(
     return (forward + backward) / 2
 
 
+def _check_positive_spec(
+    batch: int,
+    num_keys: int,
+    num_negatives: int,
+    labels: torch.Tensor | None,
+    pos_mask: torch.Tensor | None,
+    weights: torch.Tensor | None,
+) -> None:
+    """Shape checks of :func:`info_nce`'s positives and weights, shared by the naive and tiled paths."""
+    columns = num_keys + num_negatives
+    if pos_mask is None:
+        if num_keys != batch:
+            raise ValueError(
+                f"key: expected as many rows as query ({batch}) for paired positives, got {num_keys} rows; "
+                "pass pos_mask for unpaired keys"
+            )
+        if labels is not None:
+            _check_labels(labels, batch)
+    elif (
+        not isinstance(pos_mask, torch.Tensor)
+        or pos_mask.dim() != 2
+        or pos_mask.shape[0] != batch
+        or pos_mask.shape[1] not in (num_keys, columns)
+    ):
+        got = tuple(pos_mask.shape) if isinstance(pos_mask, torch.Tensor) else type(pos_mask).__name__
+        raise ValueError(f"pos_mask: expected shape [{batch}, {num_keys}] or [{batch}, {columns}], got {got}")
+    if weights is not None and (not isinstance(weights, torch.Tensor) or weights.shape != (batch, columns)):
+        got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise ValueError(f"weights: expected shape [{batch}, {columns}] (queries x (keys + negatives)), got {got}")
+
+
 def _info_nce_tiled(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -243,37 +259,19 @@ def _info_nce_tiled(
     chunk: int,
 ) -> torch.Tensor:
     """The tiled path of :func:`info_nce` (arguments already checked for shape)."""
-    batch, num_keys = query.shape[0], key.shape[0]
-    num_negatives = 0 if negatives is None else negatives.shape[0]
-    columns = num_keys + num_negatives
+    batch = query.shape[0]
     forward_spec: dict[str, torch.Tensor] = {}
     backward_spec: dict[str, torch.Tensor] = {}
     if pos_mask is None:
-        if num_keys != batch:
-            raise ValueError(
-                f"key: expected as many rows as query ({batch}) for paired positives, got shape {tuple(key.shape)}; "
-                "pass pos_mask for unpaired keys"
-            )
         if labels is None:
             index = torch.arange(batch, device=query.device)
             forward_spec = backward_spec = {"partner": index}
         else:
-            _check_labels(labels, batch)
             forward_spec = backward_spec = {"row_labels": labels, "col_labels": labels}
     else:
-        if not isinstance(pos_mask, torch.Tensor) or pos_mask.dim() != 2 or pos_mask.shape[0] != batch:
-            got = tuple(pos_mask.shape) if isinstance(pos_mask, torch.Tensor) else type(pos_mask).__name__
-            raise ValueError(f"pos_mask: expected shape [{batch}, {num_keys}] or [{batch}, {columns}], got {got}")
-        if pos_mask.shape[1] not in (num_keys, columns):
-            raise ValueError(
-                f"pos_mask: expected shape [{batch}, {num_keys}] or [{batch}, {columns}], got {tuple(pos_mask.shape)}"
-            )
         if pos_mask.dtype != torch.bool and not pos_mask.is_floating_point():
             raise ValueError(f"positive_weights: expected a bool or float tensor, got dtype {pos_mask.dtype}")
         forward_spec, backward_spec = {"pos_mask": pos_mask}, {"pos_mask": pos_mask.T}
-    if weights is not None and (not isinstance(weights, torch.Tensor) or weights.shape != (batch, columns)):
-        got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
-        raise ValueError(f"weights: expected shape [{batch}, {columns}] (queries x (keys + negatives)), got {got}")
     if weights is not None:
         if not weights.is_floating_point():
             raise ValueError(f"column_weights: expected a float tensor, got dtype {weights.dtype}")
