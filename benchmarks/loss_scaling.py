@@ -11,9 +11,14 @@ features (random), the paired InfoNCE loss with temperature 0.1 (cosine
 similarity, the ``B x B`` logit matrix, the diagonal as positives), one forward and
 one backward pass. Implementations:
 
-* ``contrastkit-naive``: ``contrastkit.functional.info_nce(..., chunk_size=None)``;
-* ``contrastkit-tiled``: ``info_nce(..., chunk_size=C)`` (block-wise log-sum-exp,
-  recomputation in backward; ``C = --chunk``, default ``DEFAULT_CHUNK_SIZE``);
+* ``contrastkit-naive``: ``contrastkit.functional.info_nce(..., chunk_size=None)``
+  (the logit matrix through plain autograd and ``F.cross_entropy``);
+* ``contrastkit-default``: ``info_nce(...)`` with the default ``chunk_size="auto"``:
+  the fused one-positive kernel (``contrastkit.functional.paired``), cached while the
+  logits fit ``CACHE_MAX_BYTES`` (64 MiB), tiled beyond;
+* ``contrastkit-tiled``: ``info_nce(..., chunk_size=C)`` (the fused kernel, always
+  tiled: recomputation in backward; ``C = --chunk``, default
+  ``default_chunk_size(cpu)`` = 1024);
 * ``pml-ntxent``: pytorch-metric-learning ``NTXentLoss`` with ``ref_emb = key`` and
   labels ``arange(B)`` (the same loss; ``ref_labels`` must be a distinct tensor object,
   else PML drops the diagonal positives);
@@ -32,8 +37,9 @@ and time grow as ``B^3``: 17 GiB and 79 s at ``B = 1024``, so in practice only t
 ``B = 256`` row runs under the default cap).
 
 The GEMM bound is ``6 B^2 D`` flops (forward ``Q K^T``; backward ``dQ``, ``dK``;
-the tiled path recomputes the logits, so it does ``8 B^2 D``) divided by a GEMM rate
-measured in the same run (a ``4096 x 128 @ 128 x 4096`` float32 matmul).
+the tiled path recomputes the logits, so it does ``8 B^2 D``) divided by the best
+GEMM rate measured in the same run (float32 ``M x 128 @ 128 x N`` products with
+``M = N = 4096`` and ``M = N = 1024``, the faster one: the tighter bound).
 
 Writes ``benchmarks/results/loss_scaling.json`` and the section between
 ``<!-- loss_scaling:start -->`` and ``<!-- loss_scaling:end -->`` of ``BENCHMARKS.md``.
@@ -60,7 +66,8 @@ from markdown_section import update_section  # benchmarks/ is on sys.path when r
 SECTION = "loss_scaling"
 ROOT = Path(__file__).resolve().parent.parent
 
-IMPLS = ["contrastkit-naive", "contrastkit-tiled", "pml-ntxent", "info-nce-pytorch"]
+IMPLS = ["contrastkit-naive", "contrastkit-default", "contrastkit-tiled", "pml-ntxent", "info-nce-pytorch"]
+OURS = ["contrastkit-naive", "contrastkit-default", "contrastkit-tiled"]
 FULL_BATCH_SIZES = [256, 1024, 4096, 16384, 65536, 262144]
 QUICK_BATCH_SIZES = [1024, 4096]
 PML_MAX_BATCH = 16384
@@ -72,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="B in {1024, 4096} only")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="override the batch sizes")
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--chunk", type=int, default=None, help="tiled block size (default: DEFAULT_CHUNK_SIZE)")
+    parser.add_argument("--chunk", type=int, default=None, help="tiled block size (default: default_chunk_size(cpu))")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--impls", nargs="+", default=IMPLS, choices=IMPLS)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per point (default 600)")
@@ -94,10 +101,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _loss_fn(impl: str, chunk: int | None) -> Any:
     import torch
 
-    if impl in ("contrastkit-naive", "contrastkit-tiled"):
-        from contrastkit.functional import DEFAULT_CHUNK_SIZE, info_nce
+    if impl in OURS:
+        from contrastkit.functional import info_nce
+        from contrastkit.functional.paired import default_chunk_size
 
-        size = None if impl == "contrastkit-naive" else (chunk or DEFAULT_CHUNK_SIZE)
+        size = {"contrastkit-naive": None, "contrastkit-default": "auto"}.get(
+            impl, chunk or default_chunk_size(torch.device("cpu"))
+        )
         return lambda q, k: info_nce(q, k, temperature=TEMPERATURE, chunk_size=size)
     if impl == "pml-ntxent":
         from pytorch_metric_learning.losses import NTXentLoss
@@ -149,21 +159,24 @@ def run_point(impl: str, batch: int, dim: int, chunk: int | None, threads: int |
     }
 
 
-def gemm_rate(threads: int | None) -> float:
-    """Float32 flop/s of a ``4096 x 128 @ 128 x 4096`` matmul on this machine (best of 3 timings)."""
+def gemm_rate(threads: int | None, dim: int = 128) -> float:
+    """Best float32 flop/s of ``n x dim @ dim x n`` matmuls, ``n`` in {4096, 1024} (best of 5 timings each)."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    a, b = torch.randn(4096, 128), torch.randn(128, 4096)
-    a @ b
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(10):
-            a @ b
-        best = min(best, (time.perf_counter() - start) / 10)
-    return 2 * 4096 * 4096 * 128 / best
+    rates = []
+    for n, repeats in ((4096, 10), (1024, 160)):
+        a, b = torch.randn(n, dim), torch.randn(dim, n)
+        out = a @ b
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                torch.mm(a, b, out=out)
+            best = min(best, (time.perf_counter() - start) / repeats)
+        rates.append(2 * n * n * dim / best)
+    return max(rates)
 
 
 # --------------------------------------------------------------------------- the grid (parent process)
@@ -171,6 +184,7 @@ def gemm_rate(threads: int | None) -> float:
 
 #: Peak bytes per logit of the implementations that build the whole ``B x B`` matrix
 #: (measured on CPU, float32: contrastkit-naive ~35, info-nce-pytorch ~12), rounded up.
+#: contrastkit-default keeps one float32 matrix only while it fits 64 MiB (then tiles).
 BYTES_PER_LOGIT = {"contrastkit-naive": 40, "info-nce-pytorch": 16}
 #: pytorch-metric-learning's NTXentLoss with ``ref_emb`` builds a ``B x B x B`` tensor:
 #: measured 17.0 GiB (and 79 s) at B = 1024.
@@ -236,11 +250,12 @@ def _ok(entry: dict[str, Any] | None) -> float | None:
 
 def ratios(row: dict[str, Any]) -> dict[str, float | None]:
     naive, tiled = _ok(row.get("contrastkit-naive")), _ok(row.get("contrastkit-tiled"))
+    default = _ok(row.get("contrastkit-default"))
     peers = [t for t in (_ok(row.get("pml-ntxent")), _ok(row.get("info-nce-pytorch"))) if t is not None]
-    ours = [t for t in (naive, tiled) if t is not None]
     return {
         "tiled_over_naive": tiled / naive if tiled and naive else None,
-        "contrastkit_over_fastest_peer": min(ours) / min(peers) if ours and peers else None,
+        "default_over_fastest_peer": default / min(peers) if default and peers else None,
+        "tiled_over_gemm_bound": tiled / row["gemm_bound_s"] if tiled else None,
     }
 
 
@@ -253,14 +268,14 @@ def render(results: dict[str, Any]) -> str:
         f"({meta['threads']} torch thread(s), {meta['cpu_count']} cores), one fresh process per point. "
         f"Time: median forward + backward; memory: peak RSS growth over the process before the inputs "
         f"(inputs and gradients, 4·B·D floats, included). Tiled block size {meta['chunk']}. "
-        f"GEMM bound: 6·B²·D flop at the measured GEMM rate ({meta['gemm_gflops']:.1f} GFLOP/s). "
+        f"GEMM bound: 6·B²·D flop at the best measured GEMM rate ({meta['gemm_gflops']:.1f} GFLOP/s). "
         f"`OOM (est.)`: not run, the memory estimate (B² × bytes per logit; PML: 17 bytes × B³, "
         f"measured 17 GiB and 79 s at B = 1024) exceeds {meta['memory_cap_gib']:.0f} GiB; "
         f"`timeout`: over {meta['timeout_s']:.0f} s.",
         "",
-        "| B | contrastkit naive | contrastkit tiled | pytorch-metric-learning NTXentLoss | info-nce-pytorch InfoNCE "
-        "| GEMM bound | tiled / naive | contrastkit / fastest peer |",
-        "|---:|---|---|---|---|---:|---:|---:|",
+        "| B | contrastkit naive | contrastkit default | contrastkit tiled | pytorch-metric-learning NTXentLoss "
+        "| info-nce-pytorch InfoNCE | GEMM bound | default / fastest peer | tiled / naive | tiled / GEMM bound |",
+        "|---:|---|---|---|---|---|---:|---:|---:|---:|",
     ]
     for row in results["rows"]:
         cells = [str(row["batch"])]
@@ -272,14 +287,14 @@ def render(results: dict[str, Any]) -> str:
             cells.append(cell)
         cells.append(f"{row['gemm_bound_s'] * 1000:.0f} ms" if row["gemm_bound_s"] < 1 else f"{row['gemm_bound_s']:.2f} s")
         r = row["ratios"]
-        cells.append("-" if r["tiled_over_naive"] is None else f"{r['tiled_over_naive']:.2f}")
-        cells.append("-" if r["contrastkit_over_fastest_peer"] is None else f"{r['contrastkit_over_fastest_peer']:.2f}")
+        for name in ("default_over_fastest_peer", "tiled_over_naive", "tiled_over_gemm_bound"):
+            cells.append("-" if r.get(name) is None else f"{r[name]:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Ratios are times (below 1: the first is faster). \"contrastkit / fastest peer\" takes contrastkit's "
-        "faster path at that size; the default `chunk_size=\"auto\"` runs the naive path while the logits fit "
-        "256 MiB (B ≤ 8192 here) and the tiled path beyond.",
+        "Ratios are times (below 1: the first is faster). The default `chunk_size=\"auto\"` runs the fused "
+        "one-positive kernel cached (no recomputation) while the logits fit 64 MiB (B ≤ 4096 here) and tiled "
+        "beyond; `naive` is the plain-autograd reference path (`chunk_size=None`).",
         "",
         f"Command: `{meta['command']}` ({meta['date']}, torch {meta['torch']}, {meta['platform']}). "
         "Raw numbers (and the loss values, which agree across implementations): "
@@ -322,14 +337,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from contrastkit.functional import DEFAULT_CHUNK_SIZE
+    from contrastkit.functional.paired import default_chunk_size
     from contrastkit.train.atomic import atomic_write_json
 
     sizes = args.batch_sizes or (QUICK_BATCH_SIZES if args.quick else FULL_BATCH_SIZES)
-    rate = gemm_rate(args.threads)
+    rate = gemm_rate(args.threads, args.dim)
     meta = {
         "dim": args.dim,
-        "chunk": args.chunk or DEFAULT_CHUNK_SIZE,
+        "chunk": args.chunk or default_chunk_size(torch.device("cpu")),
         "threads": args.threads or torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "gemm_gflops": rate / 1e9,

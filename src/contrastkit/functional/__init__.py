@@ -18,6 +18,7 @@ from contrastkit.functional.contrastive import (
 )
 from contrastkit.functional.core import contrastive_loss_from_logits
 from contrastkit.functional.geometry import alignment, uniformity
+from contrastkit.functional.paired import CACHE_MAX_BYTES, default_chunk_size, paired_contrastive_loss
 from contrastkit.functional.redundancy import barlow_twins, vicreg, vicreg_terms
 from contrastkit.functional.tiled import (
     DEFAULT_CHUNK_SIZE,
@@ -27,17 +28,20 @@ from contrastkit.functional.tiled import (
 )
 
 __all__ = [
+    "CACHE_MAX_BYTES",
     "DEFAULT_CHUNK_SIZE",
     "NAIVE_MAX_LOGITS_BYTES",
     "alignment",
     "barlow_twins",
     "clip_loss",
     "contrastive_loss_from_logits",
+    "default_chunk_size",
     "dcl",
     "dclw",
     "info_nce",
     "negative_cosine",
     "nt_xent",
+    "paired_contrastive_loss",
     "siglip_loss",
     "supcon",
     "tiled_contrastive_loss",

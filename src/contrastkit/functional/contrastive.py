@@ -24,6 +24,7 @@ from contrastkit.functional._validation import (
     reduce,
 )
 from contrastkit.functional.core import contrastive_loss_from_logits
+from contrastkit.functional.paired import paired_contrastive_loss
 from contrastkit.functional.tiled import (
     ChunkSize,
     resolve_chunk_size,
@@ -119,15 +120,20 @@ def info_nce(
             denominator.
         normalize: L2-normalise ``query``, ``key`` and ``negatives`` (default ``True``).
         reduction: ``'mean'`` (default), ``'sum'`` or ``'none'`` (``[B]``).
-        chunk_size: ``"auto"`` (default): the naive path (one ``[B, M + K]`` logit
-            matrix) while it fits :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`
-            (256 MiB), the tiled path (block-wise log-sum-exp, recomputation in
-            backward, memory linear in the batch) with blocks of
-            :data:`~contrastkit.functional.tiled.DEFAULT_CHUNK_SIZE` beyond it;
-            ``None``: always naive; a positive ``int``: always tiled with that block
-            size. Both give the same value and gradients to float tolerance. The
-            tiled path does not differentiate through ``pos_mask`` / ``weights``
-            (``"auto"`` stays naive when either requires grad).
+        chunk_size: ``"auto"`` (default): with paired positives and no
+            ``weights``, the fused one-positive kernel
+            (:func:`contrastkit.functional.paired.paired_contrastive_loss`: cached
+            while the logits fit 64 MiB, tiled beyond); otherwise the naive path (one
+            ``[B, M + K]`` logit matrix) while it fits
+            :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES` (256 MiB) and
+            the tiled path (block-wise log-sum-exp, recomputation in backward, memory
+            linear in the batch) with blocks of
+            :data:`~contrastkit.functional.tiled.DEFAULT_CHUNK_SIZE` beyond it.
+            ``None``: always naive (plain autograd; supports double backward); a
+            positive ``int``: always tiled with that block size. All give the same
+            value and gradients to float tolerance. The tiled path does not
+            differentiate through ``pos_mask`` / ``weights`` (``"auto"`` stays naive
+            when either requires grad).
 
     Returns:
         The loss: a scalar, or ``[B]`` for ``reduction='none'``.
@@ -167,6 +173,16 @@ def info_nce(
         )
 
     _check_positive_spec(batch, num_keys, num_negatives, labels, pos_mask, weights)
+    if labels is None and pos_mask is None and weights is None and chunk_size is not None:
+        # One positive per row (the common case): the fused kernel, cached or tiled.
+        q = _normalize(query, normalize)
+        c = _normalize(key if negatives is None else torch.cat([key, negatives], dim=0), normalize)
+        index = torch.arange(batch, device=query.device)
+        scale = _inverse_scale(temperature)
+        forward = reduce(paired_contrastive_loss(q, c, scale, index, chunk_size=chunk_size), reduction)
+        if not symmetric:
+            return forward
+        return (forward + reduce(paired_contrastive_loss(c, q, scale, index, chunk_size=chunk_size), reduction)) / 2
     chunk = resolve_chunk_size(chunk_size, batch, columns, query.dtype)
     if chunk_size == "auto" and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (pos_mask, weights)):
         chunk = None  # the tiled path does not differentiate through pos_mask / weights
@@ -317,10 +333,9 @@ def nt_xent(
         z_b: ``[N, D]`` second views, paired with ``z_a`` row by row.
         temperature: ``tau > 0`` (default 0.5, SimCLR's CIFAR-10 value).
         normalize: L2-normalise the embeddings (default ``True``).
-        chunk_size: ``"auto"`` (default; naive while the ``[2N, 2N]`` logits fit
-            :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`, tiled beyond),
-            ``None`` (naive) or a positive ``int`` (tiled, that block size); see
-            :func:`info_nce`.
+        chunk_size: ``"auto"`` (default; the fused one-positive kernel, cached
+            while the ``[2N, 2N]`` logits fit 64 MiB, tiled beyond), ``None`` (naive)
+            or a positive ``int`` (tiled, that block size); see :func:`info_nce`.
 
     Returns:
         The scalar loss, the mean over the ``2N`` rows.
@@ -337,10 +352,9 @@ def nt_xent(
     z = _normalize(torch.cat([z_a, z_b], dim=0), normalize)
     index = torch.arange(2 * n, device=z.device)
     partner = (index + n) % (2 * n)
-    chunk = resolve_chunk_size(chunk_size, 2 * n, 2 * n, z.dtype)
-    if chunk is not None:
+    if chunk_size is not None:
         scale = _inverse_scale(temperature)
-        return tiled_contrastive_loss(z, z, scale, partner=partner, exclude=index, chunk_size=chunk).mean()
+        return paired_contrastive_loss(z, z, scale, partner, exclude=index, chunk_size=chunk_size).mean()
     # Single positive per row: plain cross-entropy with the self-similarity masked out is the
     # same loss as the general core, without its [2N, 2N] mask temporaries (~3x less memory).
     logits = (z @ z.T / temperature).fill_diagonal_(float("-inf"))
@@ -600,10 +614,9 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Scalar, *, chunk_si
         logit_scale: the multiplier ``t > 0``, already exponentiated (CLIP
             initialises ``t = 1 / 0.07``); a float or 1-element tensor, which keeps
             its gradient.
-        chunk_size: ``"auto"`` (default; naive while the ``[B, B]`` logits fit
-            :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`, tiled beyond),
-            ``None`` (naive) or a positive ``int`` (tiled, that block size); see
-            :func:`info_nce`.
+        chunk_size: ``"auto"`` (default; the fused one-positive kernel, cached
+            while the ``[B, B]`` logits fit 64 MiB, tiled beyond), ``None`` (naive)
+            or a positive ``int`` (tiled, that block size); see :func:`info_nce`.
 
     Returns:
         The scalar loss.
@@ -616,12 +629,11 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Scalar, *, chunk_si
     """
     check_positive_scalar("logit_scale", logit_scale)
     check_pair("a", a, "b", b, min_rows=2)
-    chunk = resolve_chunk_size(chunk_size, a.shape[0], b.shape[0], a.dtype)
-    if chunk is not None:
+    if chunk_size is not None:
         a_n, b_n = F.normalize(a, dim=1), F.normalize(b, dim=1)
         index = torch.arange(a.shape[0], device=a.device)
-        forward = tiled_contrastive_loss(a_n, b_n, logit_scale, partner=index, chunk_size=chunk).mean()
-        backward = tiled_contrastive_loss(b_n, a_n, logit_scale, partner=index, chunk_size=chunk).mean()
+        forward = paired_contrastive_loss(a_n, b_n, logit_scale, index, chunk_size=chunk_size).mean()
+        backward = paired_contrastive_loss(b_n, a_n, logit_scale, index, chunk_size=chunk_size).mean()
         return (forward + backward) / 2
     logits = logit_scale * F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
     positives = torch.eye(a.shape[0], dtype=torch.bool, device=a.device)
