@@ -182,15 +182,18 @@ def test_resume_of_an_interrupted_run_reproduces_the_same_losses(run_copy, finis
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        (["train", "nope"], "unknown recipe 'nope'; expected one of: simclr-fashion-mnist"),
+        (["train", "nope"], "unknown recipe 'nope'; expected one of: autotcl, simclr-fashion-mnist, ts2vec"),
         (["train", "missing.yaml"], "recipe file missing.yaml does not exist"),
-        (["train", *TINY, "--set", "method.name=nope"], "unknown method 'nope'; expected one of: barlow-twins"),
+        (["train", *TINY, "--set", "method.name=nope"], "unknown method 'nope'; expected one of: autotcl, barlow-twins"),
         (["train", *TINY, "--set", "data.name=nope"], "unknown dataset 'nope'; expected one of: digits"),
         (["train", "--set", "bogus.x=1"], "unknown section 'bogus'; expected one of"),
         (["train", "--set", "train.lr"], "--set expects key=value (e.g. train.lr=0.01), got 'train.lr'"),
         (["train", "--set", "train.nope=1"], "train: unknown key(s) ['nope']; expected some of:"),
         (["train", "--set", "eval.nope=1"], "eval: unknown key(s) ['nope']; expected some of:"),
         (["train", "--set", "data.data_dir=/nonexistent"], "apt-get install dataset-fashion-mnist"),
+        (["train", "ts2vec", "--set", "data=digits"],
+         "dataset 'digits' is 'image' data, but method 'ts2vec' trains on 'series' data"),
+        (["train", "--set", "data=ucr:GunPoint"], "methods for 'series' data: autotcl, ts2vec"),
     ],
 )
 def test_bad_train_input_exits_2_with_one_error_line(arguments, expected, tmp_path, monkeypatch):

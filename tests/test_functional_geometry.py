@@ -97,3 +97,25 @@ def test_uniformity_properties():
 def test_bad_inputs_raise(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_mmd_matches_pairwise_loop() -> None:
+    from contrastkit.functional import mmd
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64) + 1
+    pooled = torch.cat([x, y])
+    sq = [float(((a - b) ** 2).sum()) for i, a in enumerate(pooled) for j, b in enumerate(pooled) if i != j]
+    median = sorted(sq)[(len(sq) - 1) // 2]  # torch.median takes the lower middle value
+
+    def k(a: torch.Tensor, b: torch.Tensor) -> float:
+        d = float(((a - b) ** 2).sum())
+        return sum(math.exp(-d / (2 * s * s * median)) for s in (0.5, 1.0, 2.0))
+
+    xx = sum(k(a, b) for a in x for b in x) / 25
+    yy = sum(k(a, b) for a in y for b in y) / 16
+    xy = sum(k(a, b) for a in x for b in y) / 20
+    assert abs(float(mmd(x, y)) - (xx + yy - 2 * xy)) < 1e-10
+    assert float(mmd(x, x)) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="positive bandwidths"):
+        mmd(x, y, bandwidths=(0.0,))

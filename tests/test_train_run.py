@@ -27,6 +27,19 @@ def test_simclr_on_digits_beats_the_random_init_encoder(tmp_path):
     assert metrics["train"]["steps"] == 120
 
 
+@pytest.mark.parametrize("recipe", ["ts2vec", "autotcl"])
+def test_series_recipe_on_gunpoint_beats_the_random_init_encoder(recipe: str, tmp_path: Path) -> None:
+    """A tiny TS2Vec / AutoTCL (60 steps, a 4-block encoder) on real UCR data, TS2Vec's SVM protocol included."""
+    config = load_config(recipe, [
+        "data=ucr:GunPoint", "encoder.hidden_dim=32", "encoder.depth=4", "encoder.output_dim=64", "train.steps=60",
+    ])  # fmt: skip
+    _, metrics = run(config, tmp_path / "run", verbose=False)
+    random_init = metrics["baselines"]["random_init"]
+    assert metrics["knn_top1"] > random_init["knn_top1"] + 0.02
+    assert 0.5 < metrics["svm_accuracy"] <= 1.0 and "svm_accuracy" in random_init
+    assert metrics["dataset"] == "ucr:GunPoint" and metrics["train"]["steps"] == 60
+
+
 def _has_fashion_mnist() -> bool:
     try:
         find_fashion_mnist_files()

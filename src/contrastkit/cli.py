@@ -67,14 +67,19 @@ def list_registered() -> None:
     from contrastkit.nn.registry import encoder_names
     from contrastkit.recipes import recipe_names
     from contrastkit.views.image import view_preset_names
+    from contrastkit.views.series import series_view_preset_names
 
-    typer.echo("methods:      " + ", ".join(method_names()))
+    typer.echo("methods:      " + "; ".join(
+        f"{modality}: {', '.join(method_names(modality))}" for modality in ("image", "series")
+    ))  # fmt: skip
     typer.echo("encoders:     " + ", ".join(encoder_names()))
-    typer.echo("view presets: " + ", ".join(view_preset_names()))
+    typer.echo("view presets: image: " + ", ".join(view_preset_names()) + "; series: " + ", ".join(series_view_preset_names()))
     typer.echo("recipes:      " + ", ".join(recipe_names()))
     typer.echo("datasets:")
-    for name, description in dataset_descriptions().items():
-        typer.echo(f"  {name:<16} {description}")
+    descriptions = dataset_descriptions()
+    width = max(map(len, descriptions), default=0)
+    for name, description in descriptions.items():
+        typer.echo(f"  {name:<{width}}  {description}")
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from contrastkit.data.arrays import ArrayDataset
 from contrastkit.errors import unknown_name_error
 
 #: Modules whose import registers the built-in datasets.
-_BUILTIN_MODULES = ("contrastkit.data.builtin", "contrastkit.data.files")
+_BUILTIN_MODULES = ("contrastkit.data.builtin", "contrastkit.data.files", "contrastkit.data.series")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Evaluation of frozen representations: kNN, linear probe, geometry, tables and plots.
+"""Evaluation of frozen representations: kNN, linear probe, SVM probe, geometry, tables and plots.
 
 Every function takes embeddings ``[N, D]`` (see :func:`extract_features`) and returns
 plain floats; accuracies are fractions in ``[0, 1]``.
@@ -10,6 +10,7 @@ from contrastkit.eval.knn import knn_accuracy, knn_scores
 from contrastkit.eval.linear_probe import fit_logistic_regression, linear_probe_accuracy
 from contrastkit.eval.plots import plot_embedding_2d, plot_loss_curve
 from contrastkit.eval.report import evaluate_representation, format_table, print_table
+from contrastkit.eval.svm import svm_probe
 
 __all__ = [
     "alignment",
@@ -24,5 +25,6 @@ __all__ = [
     "plot_embedding_2d",
     "plot_loss_curve",
     "print_table",
+    "svm_probe",
     "uniformity",
 ]

@@ -17,7 +17,8 @@ from contrastkit.functional.contrastive import (
     von_mises_weights,
 )
 from contrastkit.functional.core import contrastive_loss_from_logits
-from contrastkit.functional.geometry import alignment, uniformity
+from contrastkit.functional.geometry import alignment, mmd, uniformity
+from contrastkit.functional.hierarchical import grouped_nt_xent, hierarchical_contrastive
 from contrastkit.functional.paired import CACHE_MAX_BYTES, default_chunk_size, paired_contrastive_loss
 from contrastkit.functional.redundancy import barlow_twins, vicreg, vicreg_terms
 from contrastkit.functional.tiled import (
@@ -38,7 +39,10 @@ __all__ = [
     "default_chunk_size",
     "dcl",
     "dclw",
+    "grouped_nt_xent",
+    "hierarchical_contrastive",
     "info_nce",
+    "mmd",
     "negative_cosine",
     "nt_xent",
     "paired_contrastive_loss",

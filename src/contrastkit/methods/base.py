@@ -39,6 +39,8 @@ class Method(nn.Module):
     encoder: nn.Module
     #: whether ``forward`` needs ``batch.labels`` (supervised methods).
     needs_labels: bool = False
+    #: the data modality the method trains on (``DatasetSplits.modality``).
+    modality: str = "image"
 
     def forward(self, batch: Batch) -> Output:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -50,6 +52,11 @@ class Method(nn.Module):
 
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Hook after each optimiser step (momentum and queue updates). Default: nothing."""
+
+    def lr_scales(self) -> dict[str, float]:
+        """``{parameter-name prefix: learning-rate multiplier}`` for parts that train at
+        their own rate (e.g. AutoTCL's augmenter). Default: none."""
+        return {}
 
     # Gradient caching (Gao et al., 2021) needs the step split in two: the embeddings of a
     # batch, computed row-block by row-block, and a loss that only sees those embeddings.

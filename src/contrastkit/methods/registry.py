@@ -10,10 +10,12 @@ from contrastkit.errors import unknown_name_error
 from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.base import Method
 from contrastkit.methods.byol import BYOL
+from contrastkit.methods.autotcl import AutoTCL
 from contrastkit.methods.moco import MoCo
 from contrastkit.methods.simclr import SimCLR
 from contrastkit.methods.simsiam import SimSiam
 from contrastkit.methods.supcon import SupCon
+from contrastkit.methods.ts2vec import TS2Vec
 from contrastkit.methods.vicreg import VICReg
 
 METHODS: dict[str, type[Method]] = {
@@ -24,12 +26,19 @@ METHODS: dict[str, type[Method]] = {
     "barlow-twins": BarlowTwins,
     "vicreg": VICReg,
     "supcon": SupCon,
+    "ts2vec": TS2Vec,
+    "autotcl": AutoTCL,
 }
 
 
-def method_names() -> list[str]:
-    """Names accepted by :func:`build_method`."""
-    return sorted(METHODS)
+def method_names(modality: str | None = None) -> list[str]:
+    """Names accepted by :func:`build_method` (only those for ``modality`` when given)."""
+    return sorted(name for name, cls in METHODS.items() if modality is None or cls.modality == modality)
+
+
+def method_modality(name: str) -> str:
+    """The data modality a registered method trains on (``"image"``, ``"series"``, ...)."""
+    return _lookup(name).modality
 
 
 def method_options(name: str) -> dict[str, object]:

@@ -9,6 +9,7 @@ from torch import nn
 from contrastkit.errors import unknown_name_error
 from contrastkit.nn.mlp import MLPEncoder
 from contrastkit.nn.resnet import SmallResNet, resnet18_small
+from contrastkit.nn.series import DilatedConvEncoder
 
 
 def _small_resnet(in_channels: int = 1, image_size: int | None = None, **kwargs: object) -> nn.Module:
@@ -38,10 +39,15 @@ def _mlp(
     return MLPEncoder(input_dim, **kwargs)  # type: ignore[arg-type]
 
 
+def _ts_dilated_conv(in_channels: int = 1, **kwargs: object) -> nn.Module:
+    return DilatedConvEncoder(in_channels, **kwargs)  # type: ignore[arg-type]
+
+
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "small-resnet": _small_resnet,
     "resnet18-small": _resnet18_small,
     "mlp": _mlp,
+    "ts-dilated-conv": _ts_dilated_conv,
 }
 """Encoder factories by name. Every built encoder has an ``output_dim`` attribute."""
 

@@ -53,6 +53,7 @@ class EvalConfig:
         batch_size: rows per forward pass when extracting features.
         plots: write ``loss_curve.png`` and ``embedding_2d.png``.
         plot_method: ``pca`` or ``tsne`` for the 2-D scatter.
+        svm: run the RBF-SVM probe (TS2Vec's protocol); ``None`` (default): on series data only.
     """
 
     knn_k: int = 200
@@ -64,6 +65,7 @@ class EvalConfig:
     batch_size: int = 1024
     plots: bool = True
     plot_method: str = "pca"
+    svm: bool | None = None
 
 
 def load_config(recipe: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -103,6 +105,10 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
         keys, value = parse_override(text)
         if keys[0] not in SECTIONS:
             raise ValueError(f"--set {'.'.join(keys)}: unknown section {keys[0]!r}; expected one of {list(SECTIONS)}")
+        if keys == ["data"] and isinstance(value, str):
+            # --set data=NAME picks another dataset: its options start from scratch.
+            config["data"] = {"name": value}
+            continue
         node = config
         for part in keys[:-1]:
             child = node.get(part)

@@ -61,21 +61,35 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def _split_decay(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """Weights of linear/conv layers get weight decay; biases and norm parameters do not."""
-    decay, no_decay = [], []
+def _split_decay(module: nn.Module, lr_scales: dict[str, float]) -> list[dict]:
+    """Parameter groups: weights of linear/conv layers get weight decay, biases and norm
+    parameters do not; parameters whose name starts with a key of ``lr_scales`` get
+    their own groups with ``lr_scale`` set (one scale per parameter: the first key
+    that matches)."""
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
-    return decay, no_decay
+        scale = next((value for prefix, value in lr_scales.items() if name.startswith(prefix)), 1.0)
+        decays = not (param.ndim <= 1 or name.endswith(".bias"))
+        groups.setdefault((scale, decays), []).append(param)
+    return [
+        {"params": params, "decay": decays, "lr_scale": scale}
+        for (scale, decays), params in sorted(groups.items(), key=lambda item: (item[0][0] != 1.0, not item[0][1]))
+    ]
 
 
 OPTIMIZERS = ("adamw", "sgd", "lars")
 
 
 def build_optimizer(
-    name: str, module: nn.Module, *, lr: float, weight_decay: float = 0.0, momentum: float = 0.9
+    name: str,
+    module: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    lr_scales: dict[str, float] | None = None,
 ) -> torch.optim.Optimizer:
     """Build an optimiser over ``module``'s trainable parameters.
 
@@ -85,15 +99,22 @@ def build_optimizer(
         lr: peak learning rate.
         weight_decay: applied to weights only, never to biases or norm parameters.
         momentum: for ``sgd`` and ``lars``.
+        lr_scales: optional ``{parameter-name prefix: multiplier}`` of ``lr`` (e.g.
+            AutoTCL's augmenter trains 10x faster than its encoder); the schedule
+            multiplies every group's own learning rate.
     """
     if lr <= 0:
         raise ValueError(f"optimizer: expected lr > 0, got {lr}")
-    decay, no_decay = _split_decay(module)
-    if not decay and not no_decay:
+    for prefix, value in (lr_scales or {}).items():
+        if not value > 0:
+            raise ValueError(f"optimizer: expected positive lr scales, got {value!r} for {prefix!r}")
+    split = _split_decay(module, lr_scales or {})
+    if not split:
         raise ValueError("optimizer: the method has no trainable parameters")
     groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True},
+        {"params": group["params"], "weight_decay": weight_decay if group["decay"] else 0.0, "lr": lr * group["lr_scale"]}
+        | ({} if group["decay"] else {"lars_exclude": True})
+        for group in split
     ]
     if name == "adamw":
         for group in groups:

@@ -32,7 +32,9 @@ from contrastkit.eval import (
     plot_loss_curve,
     print_table,
 )
+from contrastkit.eval.svm import svm_probe
 from contrastkit.methods import Method, build_method
+from contrastkit.methods.registry import method_modality, method_names
 from contrastkit.nn.registry import build_encoder
 from contrastkit.train.atomic import atomic_write_json, atomic_write_text
 from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint
@@ -51,6 +53,7 @@ from contrastkit.train.distributed import (
 from contrastkit.train.seed import seed_everything
 from contrastkit.train.trainer import Trainer, resolve_device
 from contrastkit.views.image import build_views
+from contrastkit.views.series import build_series_views
 
 BASELINES_FILE = "baselines.json"
 METRICS_FILE = "metrics.json"
@@ -65,20 +68,29 @@ def load_data(config: dict[str, Any]) -> DatasetSplits:
 
 def build_method_from_config(config: dict[str, Any], splits: DatasetSplits) -> Method:
     """Encoder + views + method as the recipe names them, seeded by ``config['seed']``."""
-    if splits.modality != "image":
-        raise ValueError(f"dataset {splits.name!r} is {splits.modality!r} data; this recipe expects images")
+    method_options = dict(config["method"])
+    name = method_options.pop("name")
+    expected = method_modality(name)
+    if splits.modality != expected:
+        raise ValueError(
+            f"dataset {splits.name!r} is {splits.modality!r} data, but method {name!r} trains on {expected!r} data; "
+            f"methods for {splits.modality!r} data: {', '.join(method_names(splits.modality)) or '(none yet)'}"
+        )
     seed_everything(int(config.get("seed", 0)))
-    channels, image_size = splits.input_shape[0], splits.input_shape[-1]
     encoder_options = dict(config["encoder"])
+    view_options = dict(config["views"])
+    if splits.modality == "series":
+        encoder = build_encoder(encoder_options.pop("name"), in_channels=splits.input_shape[0], **encoder_options)
+        views = build_series_views(view_options.pop("preset"), **view_options)
+        return build_method(name, encoder, views, **method_options)
+    channels, image_size = splits.input_shape[0], splits.input_shape[-1]
     encoder = build_encoder(encoder_options.pop("name"), in_channels=channels, image_size=image_size,
                             **encoder_options)
-    view_options = dict(config["views"])
     # views.image_size lets a run train on smaller crops than it evaluates on (cheaper on CPU);
     # the encoders pool globally, so they accept both sizes.
     view_size = int(view_options.pop("image_size", image_size))
     views = build_views(view_options.pop("preset"), image_size=view_size, channels=channels, **view_options)
-    method_options = dict(config["method"])
-    return build_method(method_options.pop("name"), encoder, views, **method_options)
+    return build_method(name, encoder, views, **method_options)
 
 
 def _subset(dataset: ArrayDataset, size: int | None, seed: int) -> ArrayDataset:
@@ -98,6 +110,9 @@ class Evaluator:
         self.num_classes = splits.num_classes
         if self.train.labels is None or self.test.labels is None:
             raise ValueError(f"dataset {splits.name!r} has no labels: kNN and linear-probe evaluation need them")
+        # The RBF-SVM probe is the TS2Vec protocol; by default it runs on series data only.
+        self.svm = splits.modality == "series" if config.svm is None else bool(config.svm)
+        self.seed = seed
 
     def features(self, method: Method) -> tuple[torch.Tensor, torch.Tensor]:
         """Backbone features of the train and test rows (eval mode, no augmentation)."""
@@ -111,20 +126,31 @@ class Evaluator:
         return train, test
 
     def score(self, train_features: torch.Tensor, test_features: torch.Tensor, linear: bool | None = None) -> dict:
+        """kNN, linear probe (unless ``linear=False``: periodic evaluation) and, where enabled, the SVM probe."""
         assert self.train.labels is not None and self.test.labels is not None
-        return evaluate_representation(
+        linear = self.config.linear if linear is None else linear
+        scores: dict[str, float] = evaluate_representation(
             train_features, self.train.labels, test_features, self.test.labels,
             knn_k=self.config.knn_k, knn_temperature=self.config.knn_temperature,
-            linear=self.config.linear if linear is None else linear, num_classes=self.num_classes,
+            linear=linear, num_classes=self.num_classes,
         )  # fmt: skip
+        if self.svm and linear:
+            scores.update(svm_probe(train_features, self.train.labels, test_features, self.test.labels, seed=self.seed))
+        return scores
 
     def __call__(self, method: Method) -> dict[str, float]:
         """Periodic evaluation during training: kNN only (cheap)."""
         return self.score(*self.features(method), linear=False)
 
     def raw_input(self) -> dict[str, float]:
-        """The raw-input baseline: flattened inputs as features."""
-        return self.score(self.train.inputs.flatten(1).float(), self.test.inputs.flatten(1).float())
+        """The raw-input baseline: flattened inputs as features (missing values, e.g. series padding, as 0)."""
+        return self.score(
+            torch.nan_to_num(self.train.inputs.flatten(1).float()), torch.nan_to_num(self.test.inputs.flatten(1).float())
+        )
+
+
+def _report_columns(scores: dict[str, Any]) -> list[str]:
+    return ["knn_top1", "linear_top1"] + (["svm_accuracy"] if "svm_accuracy" in scores else [])
 
 
 def _view_geometry(method: Method, evaluator: Evaluator, rows: int = 2000) -> dict[str, float]:
@@ -292,7 +318,7 @@ def _run(
                           method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
                           title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
     if verbose:
-        print_table({"learned": learned, **baselines}, columns=["knn_top1", "linear_top1"],
+        print_table({"learned": learned, **baselines}, columns=_report_columns(learned),
                     title=f"{config['method']['name']} on {splits.name} "
                           f"(kNN k={evaluation.knn_k}, τ={evaluation.knn_temperature}; test rows {len(evaluator.test)})")
     return run_dir, metrics
@@ -321,6 +347,6 @@ def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]
     metrics.setdefault("baselines", json.loads(baselines_path.read_text()) if baselines_path.exists() else {})
     atomic_write_json(metrics_path, metrics)
     if verbose:
-        print_table({"learned": learned, **metrics["baselines"]}, columns=["knn_top1", "linear_top1"],
+        print_table({"learned": learned, **metrics["baselines"]}, columns=_report_columns(learned),
                     title=f"{run_dir} at step {state.step}")
     return metrics

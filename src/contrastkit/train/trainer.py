@@ -195,7 +195,8 @@ class Trainer:
         self.eval_fn = eval_fn
         self.checkpoint_extra = checkpoint_extra or {}
         self.optimizer = build_optimizer(
-            config.optimizer, self.method, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
+            config.optimizer, self.method, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum,
+            lr_scales=self.method.lr_scales(),
         )
         warmup = int(round(config.warmup_fraction * self.total_steps))
         self.scheduler = build_schedule(self.optimizer, self.total_steps, warmup, config.final_lr_fraction)
