@@ -37,3 +37,14 @@ def test_adding_a_method_example_class_trains():
     output = method(Batch(torch.rand(8, 1, 8, 8)))
     output.loss.backward()
     assert torch.isfinite(output.loss) and method.embed(torch.rand(3, 1, 8, 8)).shape == (3, 16)
+
+
+def test_readme_time_series_example_runs() -> None:
+    blocks = [b for b in _python_blocks(ROOT / "README.md") if "hierarchical_contrastive" in b]
+    assert blocks, "README lost its time-series example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    loss = namespace["loss"]
+    assert loss.shape == () and torch.isfinite(loss)
+    loss.backward()
+    assert namespace["encoder"].input_fc.weight.grad is not None

@@ -56,3 +56,54 @@ def test_torchrun_two_processes_train_and_write_exactly_one_checkpoint(tmp_path:
     assert [r["step"] for r in records] == list(range(1, 7))  # written once, not once per rank
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train"]["steps"] == 6 and "knn_top1" in metrics
+
+
+def _resume_worker(rank: int, port: int, out_dir: str) -> None:
+    """Two ranks: an uninterrupted 6-step run, and one interrupted after 3 steps and resumed."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from contrastkit.train.seed import seed_everything
+    from contrastkit.train.trainer import TrainConfig, Trainer
+    from tests.conftest import make_method
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))  # fmt: skip
+    torch.set_num_threads(1)
+    try:
+        context = DistributedContext(rank, 2)
+        data = ArrayDataset(torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 4)
+        config = TrainConfig(batch_size=8, steps=6, lr=1e-2, progress=False, log_every=1)
+
+        def trainer(run_dir: str) -> Trainer:
+            method = make_method("simclr")  # the same weights on both ranks
+            seed_everything(1 + rank)  # each rank draws its own augmentations, as `contrastkit train` does
+            return Trainer(method, data, config, Path(out_dir) / run_dir, seed=0, distributed=context)
+
+        trainer("straight").fit()
+        first = trainer("resumed")
+        first.fit(stop_at=3)
+        del first
+        second = trainer("resumed")
+        torch.manual_seed(1234)  # whatever the process drew since, resume restores this rank's own stream
+        assert second.resume() == 3
+        second.fit()
+        dist.barrier()
+        torch.save({"rank": rank}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def test_resume_under_two_processes_continues_each_ranks_random_stream(tmp_path: Path) -> None:
+    from tests.conftest import spawn_ranks
+
+    spawn_ranks(_resume_worker, 2, tmp_path)
+
+    def losses(run: str) -> list[float]:
+        records = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == list(range(1, 7))
+        return [r["loss"] for r in records]
+
+    assert losses("resumed") == losses("straight")  # bit-identical, so both ranks' augmentations matched

@@ -117,3 +117,47 @@ def test_grad_cache_equals_one_big_batch_for_momentum_and_predictor_methods(name
         assert torch.allclose(_grads(cached)[key], value, atol=1e-10), key
     if name == "moco":
         assert torch.allclose(big._pending_keys, cached._pending_keys, atol=1e-12)
+
+
+def _grad_cache_worker(rank: int, port: int, out_dir: str) -> None:
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from contrastkit.train.distributed import DistributedContext, average_gradients
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=60))  # fmt: skip
+    try:
+        generator = torch.Generator().manual_seed(1)
+        full = Batch(torch.rand(16, 1, 8, 8, generator=generator, dtype=torch.float64), torch.arange(16) % 3)
+        local = Batch(full.inputs[rank * 8 : (rank + 1) * 8], full.labels[rank * 8 : (rank + 1) * 8])
+        results = {}
+        for name in ("simclr", "vicreg"):
+            method = _method(name, IDENTITY_VIEWS)
+            output = grad_cache_backward(method, local, 3, device=torch.device("cpu"))  # blocks of 3, 5
+            average_gradients(method, DistributedContext(rank, 2))
+            results[f"{name}/loss"] = output.loss
+            results.update({f"{name}/{key}": value for key, value in _grads(method).items()})
+        torch.save(results, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def test_grad_cache_under_two_processes_equals_one_process_with_the_whole_batch(tmp_path):
+    """Each rank caches its 8 rows in blocks; after averaging, the step is one process's step on 16 rows."""
+    from tests.conftest import spawn_ranks
+
+    ranks = spawn_ranks(_grad_cache_worker, 2, tmp_path)
+    generator = torch.Generator().manual_seed(1)
+    full = Batch(torch.rand(16, 1, 8, 8, generator=generator, dtype=torch.float64), torch.arange(16) % 3)
+    for name in ("simclr", "vicreg"):
+        single = _method(name, IDENTITY_VIEWS)
+        loss = single(full).loss
+        loss.backward()
+        expected = _grads(single)
+        for result in ranks:
+            assert torch.allclose(result[f"{name}/loss"], loss.detach(), atol=1e-12)
+            for key, value in expected.items():
+                assert torch.allclose(result[f"{name}/{key}"], value, atol=1e-10), (name, key)

@@ -113,31 +113,36 @@ def local_positive_mask(
     return mask
 
 
+# torch 2.13 renamed the single-buffer collectives (the old names still work, with a FutureWarning).
+_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+_reduce_scatter_single = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+
+
 class _AllGatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0 whose backward sums the incoming gradient over the group.
 
-    Forward: ``[B, ...]`` on every rank -> ``[world * B, ...]`` (rank-major).
-    Backward: the gradient ``[world * B, ...]`` is all-reduced (sum) and this
-    rank's ``B`` rows are returned, i.e. a reduce-scatter. Row ``i`` of rank
-    ``r`` thus receives ``sum_s dL_s / dZ[r * B + i]``, the derivative of the
-    *sum* of every rank's loss. Written with ``all_reduce`` (not
-    ``reduce_scatter``) because the ``gloo`` backend supports it everywhere.
+    Forward: ``[B, ...]`` on every rank -> ``[world * B, ...]`` (rank-major), one
+    single-buffer all-gather. Backward: a reduce-scatter (sum) of the gradient
+    ``[world * B, ...]``, so row ``i`` of rank ``r`` receives
+    ``sum_s dL_s / dZ[r * B + i]``, the derivative of the *sum* of every rank's loss;
+    each rank receives only its ``B`` rows (half the traffic of an all-reduce; NCCL
+    and, since torch 2.x, gloo both run it).
     """
 
     @staticmethod
     def forward(ctx: Any, z: torch.Tensor, group: Any) -> torch.Tensor:  # type: ignore[override]
         ctx.group = group
-        ctx.rows = rank_slice(z.shape[0], group)
         z = z.contiguous()
-        parts = [torch.empty_like(z) for _ in range(dist.get_world_size(group))]
-        dist.all_gather(parts, z, group=group)
-        return torch.cat(parts, dim=0)
+        out = z.new_empty((dist.get_world_size(group) * z.shape[0], *z.shape[1:]))
+        _all_gather_single(out, z, group=group)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
-        return grad[ctx.rows], None
+        grad = grad.contiguous()
+        out = grad.new_empty((grad.shape[0] // dist.get_world_size(ctx.group), *grad.shape[1:]))
+        _reduce_scatter_single(out, grad, op=dist.ReduceOp.SUM, group=ctx.group)
+        return out, None
 
 
 def gather(z: torch.Tensor, policy: str = "with_grad", group: Any = None) -> torch.Tensor:

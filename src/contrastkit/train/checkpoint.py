@@ -82,6 +82,7 @@ def save_checkpoint(
     scheduler: Any = None,
     extra: dict[str, Any] | None = None,
     keep_last: int = 2,
+    rank_rng: list[tuple[dict[str, torch.Tensor], dict]] | None = None,
 ) -> Path:
     """Write a checkpoint for ``step`` under ``root`` atomically and mark it latest.
 
@@ -93,6 +94,8 @@ def save_checkpoint(
         scheduler: optional LR scheduler whose counters are saved.
         extra: JSON-able values to keep (e.g. the resolved config).
         keep_last: how many step folders to keep; older ones are removed after the new one is in place.
+        rank_rng: under ``torchrun``, every rank's :func:`capture_rng_state` (gathered by
+            the caller), so that each rank resumes its own random stream.
 
     Returns:
         The checkpoint folder.
@@ -114,6 +117,11 @@ def save_checkpoint(
         meta["scheduler"] = _scheduler_state(scheduler)
         rng_tensors, meta["rng"] = capture_rng_state()
         tensors.update(rng_tensors)
+        if rank_rng is not None:
+            meta["rng_ranks"] = []
+            for rank, (rank_tensors, rank_json) in enumerate(rank_rng):
+                tensors.update({f"rng_rank{rank}.{key[len('rng.'):]}": value for key, value in rank_tensors.items()})
+                meta["rng_ranks"].append(rank_json)
         save_file(tensors, str(tmp / MODEL_FILE))
         with open(tmp / STATE_FILE, "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=2)
@@ -201,11 +209,14 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
     restore_rng: bool = True,
+    rng_rank: int | None = None,
 ) -> CheckpointState:
     """Restore a checkpoint folder (or a run's ``checkpoints`` folder, using its latest).
 
     Weights are read with safetensors (no pickle); optimiser and scheduler state
     and the RNG states are restored when given, so training continues exactly.
+    With ``rng_rank`` (a ``torchrun`` rank) and a checkpoint that holds every rank's
+    RNG states, that rank's own states are restored; otherwise rank 0's.
     """
     path = Path(path)
     if (path / LATEST_FILE).exists():
@@ -226,5 +237,11 @@ def load_checkpoint(
     if scheduler is not None and meta.get("scheduler") is not None:
         scheduler.load_state_dict({**meta["scheduler"], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
     if restore_rng:
-        restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng.")}, meta["rng"])
+        ranks = meta.get("rng_ranks") or []
+        if rng_rank is not None and rng_rank < len(ranks):
+            prefix = f"rng_rank{rng_rank}."
+            own = {"rng." + k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            restore_rng_state(own, ranks[rng_rank])
+        else:
+            restore_rng_state({k: v for k, v in tensors.items() if k.startswith("rng.")}, meta["rng"])
     return CheckpointState(step=int(meta["step"]), path=path, extra=meta.get("extra", {}))

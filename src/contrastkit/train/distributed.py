@@ -67,6 +67,29 @@ def setup_distributed(device: str = "auto") -> DistributedContext:
     return DistributedContext(rank, world_size, local_rank, initialised_here=True)
 
 
+def average_gradients(module: torch.nn.Module, context: DistributedContext) -> None:
+    """Average the ``.grad`` of ``module``'s trainable parameters over processes, in place.
+
+    What ``DistributedDataParallel`` does during ``backward``, for steps that run their
+    backward passes outside it (gradient caching: many partial backward passes, one
+    reduction). One flat all-reduce; a parameter without a gradient counts as zeros, so
+    every process joins the same collective.
+    """
+    if not context.enabled:
+        return
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    flat /= context.world_size
+    offset = 0
+    for p in params:
+        size = p.numel()
+        p.grad = flat[offset : offset + size].view_as(p).clone()
+        offset += size
+
+
 def device_for(context: DistributedContext, device: str) -> str:
     """Each process's device: ``cuda:LOCAL_RANK`` under torchrun with CUDA, else ``device`` unchanged."""
     if context.enabled and device in ("auto", "cuda") and torch.cuda.is_available():

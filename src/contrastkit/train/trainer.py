@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from contrastkit.methods.base import Method
@@ -19,12 +20,13 @@ from contrastkit.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from contrastkit.train.distributed import DistributedContext
+from contrastkit.train.distributed import DistributedContext, average_gradients
 from contrastkit.train.grad_cache import grad_cache_backward
 from contrastkit.train.loader import EpochBatches
 from contrastkit.train.metrics_log import MetricsLog
 from contrastkit.train.optim import build_optimizer, build_schedule
 from contrastkit.train.progress import Progress
+from contrastkit.train.seed import capture_rng_state
 
 PRECISIONS = ("fp32", "bf16", "auto")
 
@@ -188,8 +190,6 @@ class Trainer:
                     f"train.grad_cache_micro_batch: {type(method).__name__} does not implement embeddings() and "
                     "loss_from_embeddings(), which gradient caching needs"
                 )
-            if self.distributed.enabled:
-                raise ValueError("train.grad_cache_micro_batch is not supported under torchrun yet")
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.eval_fn = eval_fn
@@ -220,7 +220,8 @@ class Trainer:
             raise FileNotFoundError(
                 f"cannot resume: no checkpoint in {self.checkpoint_dir} (expected {self.checkpoint_dir}/latest.json)"
             )
-        state = load_checkpoint(path, self.method, self.optimizer, self.scheduler)
+        rank = self.distributed.rank if self.distributed.enabled else None
+        state = load_checkpoint(path, self.method, self.optimizer, self.scheduler, rng_rank=rank)
         self.step = state.step
         self.elapsed = float(state.extra.get("train_seconds", 0.0))
         return self.step
@@ -228,10 +229,15 @@ class Trainer:
     def save(self) -> Path | None:
         """Write a checkpoint of the current step (rank 0 only; the others wait at a barrier)."""
         path = None
+        rank_rng = None
+        if self.distributed.enabled:  # every rank's random stream, so each resumes its own augmentations
+            rank_rng = [None] * self.distributed.world_size
+            dist.all_gather_object(rank_rng, capture_rng_state())
         if self.distributed.is_main:
             path = save_checkpoint(
                 self.checkpoint_dir, self.step, self.method, self.optimizer, self.scheduler,
                 extra={**self.checkpoint_extra, "train_seconds": self.elapsed}, keep_last=self.config.keep_last,
+                rank_rng=rank_rng,
             )
         self.distributed.barrier()
         return path
@@ -264,9 +270,12 @@ class Trainer:
                     self._check_finite(output.loss)
                     output.loss.backward()
                 else:
+                    # The blocks' backward passes run on the bare method, outside DDP; the
+                    # gradients are then averaged once, as DDP would.
                     output = grad_cache_backward(
                         self.method, batch, config.grad_cache_micro_batch, device=self.device, autocast=self._autocast
                     )
+                    average_gradients(self.method, self.distributed)
                     self._check_finite(output.loss)
                 loss = output.loss
                 self.optimizer.step()
