@@ -36,6 +36,8 @@ def test_step_trains_the_encoder(name: str) -> None:
     out.loss.backward()
     grads = [p.grad for p in method.timestamp_encoder.parameters()]
     assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
+    # NaN padding must not leak into any gradient (AutoTCL multiplies learned scales with the series).
+    assert all(torch.isfinite(p.grad).all() for p in method.parameters() if p.grad is not None)
     assert method.embed(x).shape == (6, 8)
 
 

@@ -95,7 +95,11 @@ class AugmentationNetwork(nn.Module):
         gamma, zeta = self.stretch
         soft = (soft * (zeta - gamma) + gamma).clamp(0.0, 1.0)
         mask = (soft > 0.5).to(soft.dtype) + (soft - soft.detach())  # exactly 0/1 forward, soft gradient
-        return scale * mask.unsqueeze(1) * x, torch.sigmoid(logit), mask
+        # Multiply the filled series and put the NaN padding back afterwards: a product with
+        # NaN would send NaN gradients (0 * NaN) into the scale and mask heads.
+        missing = torch.isnan(x)
+        v = scale * mask.unsqueeze(1) * torch.nan_to_num(x, nan=0.0)
+        return v.masked_fill(missing, float("nan")), torch.sigmoid(logit), mask
 
 
 class AutoTCL(TS2Vec):
