@@ -40,8 +40,8 @@ import torch
 
 from contrastkit.data import dataset_names, load_dataset
 from contrastkit.train.atomic import atomic_write_json
-from contrastkit.train.config import load_config
-from contrastkit.train.run import run
+from contrastkit.train.config import eval_config, load_config, resolved
+from contrastkit.train.run import Evaluator, build_method_from_config, load_data, run
 from markdown_section import update_section  # benchmarks/ is on sys.path when run as a script
 from series_baselines import one_nn_dtw, rocket
 
@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="override the TS2Vec iteration rule")
     parser.add_argument("--resume", action="store_true", help="keep datasets already in --results")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--add-random-init", action="store_true",
+                        help="only add the random-init encoder's scores to the rows of --results that lack them")
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--merge-results", type=Path, nargs="+", default=[], metavar="FILE",
                         help="with --render-only: first merge these results files (e.g. runs over other datasets, "
@@ -93,6 +95,16 @@ def train_and_score(method: str, dataset: str, seed: int, steps: int) -> dict[st
     }
 
 
+def random_init_score(dataset: str, seed: int) -> dict[str, float]:
+    """The untrained TS2Vec encoder (the recipe's, at seed ``seed``) under the same SVM protocol."""
+    config = resolved(load_config("ts2vec", [f"data={dataset}", f"seed={seed}"]))
+    splits = load_data(config)
+    method = build_method_from_config(config, splits)
+    evaluator = Evaluator(splits, eval_config(config), torch.device("cpu"), seed)
+    scores = evaluator.score(*evaluator.features(method))
+    return {"svm_accuracy": scores["svm_accuracy"], "knn_top1": scores["knn_top1"], "linear_top1": scores["linear_top1"]}
+
+
 def measure_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     splits = load_dataset(dataset)
     train_x, test_x = splits.train.inputs, splits.test.inputs
@@ -112,6 +124,7 @@ def measure_dataset(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
                   f"({result['train_seconds']:.0f} s)", flush=True)  # fmt: skip
             runs.append(result)
         row[method] = runs
+    row["random_init"] = [random_init_score(dataset, seed) for seed in args.seeds]
     if not args.no_baselines:
         arrays = [a.numpy() for a in (train_x, splits.train.labels, test_x, splits.test.labels)]
         row["dtw"] = [one_nn_dtw(*arrays, seed=0)]
@@ -140,11 +153,14 @@ def render(results: dict[str, Any]) -> str:
         "Test accuracy of an RBF SVM on max-pooled representations (TS2Vec's protocol: batch 8, 320 dims, "
         "AdamW lr 1e-3, 200 iterations, 600 when the training set holds over 100,000 values), mean ± std over "
         f"seeds {meta['seeds']}; 1-NN DTW (aeon, full window) and ROCKET (aeon, 10,000 kernels, one run per seed) "
-        f"on the same arrays, in the same run. Seconds: training time per run (mean over seeds), CPU, "
+        f"on the same arrays, in the same run. Random-init encoder: the recipe's encoder untrained (same seeds, same "
+        f"SVM protocol) — random dilated convolutions are a strong baseline on small sets, as ROCKET shows. "
+        f"Seconds: training time per run (mean over seeds), CPU, "
         f"{meta['threads']} torch thread(s), {meta['cpu_count']} cores.",
         "",
-        "| dataset | train / test, C × T | TS2Vec | AutoTCL | 1-NN DTW | ROCKET | TS2Vec published | TS2Vec s | AutoTCL s |",
-        "|---|---|---|---|---|---|---|---:|---:|",
+        "| dataset | train / test, C × T | TS2Vec | AutoTCL | random-init encoder | 1-NN DTW | ROCKET | TS2Vec published "
+        "| TS2Vec s | AutoTCL s |",
+        "|---|---|---|---|---|---|---|---|---:|---:|",
     ]
     wins = []
     for row in rows:
@@ -155,7 +171,8 @@ def render(results: dict[str, Any]) -> str:
         published = PUBLISHED_TS2VEC.get(row["dataset"])
         lines.append(
             f"| {row['dataset']} | {shape} | {_cell(row.get('ts2vec'), 'svm_accuracy')} | "
-            f"{_cell(row.get('autotcl'), 'svm_accuracy')} | {_cell(row.get('dtw'), 'accuracy')} | "
+            f"{_cell(row.get('autotcl'), 'svm_accuracy')} | {_cell(row.get('random_init'), 'svm_accuracy')} | "
+            f"{_cell(row.get('dtw'), 'accuracy')} | "
             f"{_cell(row.get('rocket'), 'accuracy')} | {'-' if published is None else f'{published:.3f}'} | "
             f"{seconds[0]} | {seconds[1]} |"
         )
@@ -163,16 +180,19 @@ def render(results: dict[str, Any]) -> str:
             wins.append(_stats([r["svm_accuracy"] for r in row["autotcl"]])[0]
                         - _stats([r["svm_accuracy"] for r in row["ts2vec"]])[0])  # fmt: skip
     averages = []
-    for key, field in (("ts2vec", "svm_accuracy"), ("autotcl", "svm_accuracy"), ("dtw", "accuracy"), ("rocket", "accuracy")):
+    for key, field in (("ts2vec", "svm_accuracy"), ("autotcl", "svm_accuracy"), ("random_init", "svm_accuracy"),
+                       ("dtw", "accuracy"), ("rocket", "accuracy")):
         per_set = [_stats([r[field] for r in row[key]])[0] for row in rows if row.get(key)]
         averages.append(f"{statistics.fmean(per_set):.3f}" if per_set and len(per_set) == len(rows) else "-")
-    lines.append(f"| **average** | | {averages[0]} | {averages[1]} | {averages[2]} | {averages[3]} | | | |")
+    lines.append(f"| **average** | | {' | '.join(averages)} | | | |")
     if wins:
         better = sum(w > 0 for w in wins)
         lines += ["", f"AutoTCL − TS2Vec, mean accuracy per set: {', '.join(f'{w:+.3f}' for w in wins)} "
                       f"(AutoTCL ahead on {better} of {len(wins)} sets, average {statistics.fmean(wins):+.3f})."]  # fmt: skip
     lines += ["", f"Command: `{meta['command']}` ({meta['date']}, torch {meta['torch']}, {meta['platform']}). "
                   "Raw numbers per seed (kNN and linear-probe accuracy too): `benchmarks/results/ucr.json`."]  # fmt: skip
+    if meta.get("random_init_added"):
+        lines += ["", f"Random-init scores added afterwards for the rows that lacked them: `{meta['random_init_added']}`."]
     for extra in meta.get("merged_runs", []):
         lines += ["", f"Merged from a run started in parallel (`--render-only --merge-results`): `{extra['command']}` "
                       f"({extra['date']}, {extra['threads']} torch thread(s))."]  # fmt: skip
@@ -196,6 +216,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.add_random_init:
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        for row in results["rows"]:
+            if "random_init" not in row:
+                row["random_init"] = [random_init_score(row["dataset"], seed) for seed in results["meta"]["seeds"]]
+                print(f"{row['dataset']:<28} random init: {_cell(row['random_init'], 'svm_accuracy')}", flush=True)
+        results["meta"]["random_init_added"] = "python benchmarks/ucr.py --add-random-init " + " ".join(
+            shlex.quote(a) for a in (argv or sys.argv[1:]) if a != "--add-random-init")
+        atomic_write_json(args.results, results)
+        update_section(args.out, SECTION, render(results))
+        return 0
     datasets = args.datasets or bundled_series_sets()
     meta = {
         "seeds": args.seeds, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
