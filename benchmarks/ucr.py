@@ -191,6 +191,8 @@ def render(results: dict[str, Any]) -> str:
                       f"(AutoTCL ahead on {better} of {len(wins)} sets, average {statistics.fmean(wins):+.3f})."]  # fmt: skip
     lines += ["", f"Command: `{meta['command']}` ({meta['date']}, torch {meta['torch']}, {meta['platform']}). "
                   "Raw numbers per seed (kNN and linear-probe accuracy too): `benchmarks/results/ucr.json`."]  # fmt: skip
+    for note in meta.get("notes", []):  # context added to the results file by hand, e.g. what was not run
+        lines += ["", note]
     if meta.get("random_init_added"):
         lines += ["", f"Random-init scores added afterwards for the rows that lacked them: `{meta['random_init_added']}`."]
     for extra in meta.get("merged_runs", []):
