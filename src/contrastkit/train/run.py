@@ -7,6 +7,9 @@ through the same steps and writes the same ``metrics.json`` shape::
      "baselines": {"raw_input": {"knn_top1": ..., "linear_top1": ...},
                    "random_init": {"knn_top1": ..., "linear_top1": ...}},
      "train": {"steps": ..., "seconds": ..., "seconds_per_epoch": ...}}
+
+Series data adds ``svm_accuracy`` (TS2Vec's RBF-SVM protocol) beside the kNN and
+linear-probe keys, for the learned representation and both baselines.
 """
 
 from __future__ import annotations
