@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from contrastkit.nn import DilatedConvEncoder, SeriesInstanceEncoder, build_encoder, max_pool_time
+from contrastkit.nn import (
+    DilatedConvEncoder,
+    SeriesInstanceEncoder,
+    build_encoder,
+    max_pool_time,
+)
 
 
 def test_shapes_and_registry() -> None:

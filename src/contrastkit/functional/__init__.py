@@ -18,8 +18,15 @@ from contrastkit.functional.contrastive import (
 )
 from contrastkit.functional.core import contrastive_loss_from_logits
 from contrastkit.functional.geometry import alignment, mmd, uniformity
-from contrastkit.functional.hierarchical import grouped_nt_xent, hierarchical_contrastive
-from contrastkit.functional.paired import CACHE_MAX_BYTES, default_chunk_size, paired_contrastive_loss
+from contrastkit.functional.hierarchical import (
+    grouped_nt_xent,
+    hierarchical_contrastive,
+)
+from contrastkit.functional.paired import (
+    CACHE_MAX_BYTES,
+    default_chunk_size,
+    paired_contrastive_loss,
+)
 from contrastkit.functional.redundancy import barlow_twins, vicreg, vicreg_terms
 from contrastkit.functional.tiled import (
     DEFAULT_CHUNK_SIZE,

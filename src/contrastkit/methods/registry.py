@@ -7,10 +7,10 @@ import inspect
 from torch import nn
 
 from contrastkit.errors import unknown_name_error
+from contrastkit.methods.autotcl import AutoTCL
 from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.base import Method
 from contrastkit.methods.byol import BYOL
-from contrastkit.methods.autotcl import AutoTCL
 from contrastkit.methods.moco import MoCo
 from contrastkit.methods.simclr import SimCLR
 from contrastkit.methods.simsiam import SimSiam

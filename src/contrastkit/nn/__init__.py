@@ -9,7 +9,11 @@ from contrastkit.nn.mlp import MLPEncoder
 from contrastkit.nn.momentum import MomentumEncoder
 from contrastkit.nn.registry import ENCODERS, build_encoder, encoder_names
 from contrastkit.nn.resnet import BasicBlock, SmallResNet, resnet18_small
-from contrastkit.nn.series import DilatedConvEncoder, SeriesInstanceEncoder, max_pool_time
+from contrastkit.nn.series import (
+    DilatedConvEncoder,
+    SeriesInstanceEncoder,
+    max_pool_time,
+)
 
 __all__ = [
     "ENCODERS",
