@@ -1,4 +1,4 @@
-"""Command line: ``contrastkit train | eval | list``.
+"""Command line: ``contrastkit train | eval | embed | search | list``.
 
 ``contrastkit train`` with no argument runs the main job (SimCLR on Fashion-MNIST)
 and prints the run directory's path as its last line.
@@ -49,14 +49,98 @@ def train(
 
 
 @app.command("eval")
-def evaluate(run_dir: Path = typer.Argument(..., help="A run directory written by `contrastkit train`.")) -> None:
-    """Re-evaluate a run's latest checkpoint (kNN and linear probe) and update its metrics.json."""
-    from contrastkit.train.run import evaluate_run
+def evaluate(
+    run_dir: Optional[Path] = typer.Argument(None, help="A run directory written by `contrastkit train`; "
+                                             "omit it to evaluate a recipe's untrained encoder."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Without RUN_DIR: the recipe whose encoder and "
+                                         "data to evaluate (default: code-search)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Without RUN_DIR: override a value, e.g. "
+                                   "--set data=beir:PATH (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Without RUN_DIR: where to write metrics.json "
+                                       "(default runs/eval-NAME-TIME)."),
+) -> None:
+    """Re-evaluate a run's latest checkpoint, or an untrained encoder, and write metrics.json.
+
+    Image and series runs get kNN and linear-probe accuracy; text runs get retrieval
+    metrics (trec_eval MRR@10, nDCG@10, Recall@100, MAP) with BM25 as a baseline.
+    """
+    from contrastkit.train.config import load_config
+    from contrastkit.train.run import _new_run_dir, evaluate_run, evaluate_untrained
 
     try:
-        evaluate_run(run_dir)
+        if run_dir is not None:
+            if recipe is not None or set_ or out is not None:
+                raise ValueError("a run is re-evaluated with its saved config; drop --recipe, --set and --out")
+            evaluate_run(run_dir)
+            return
+        config = load_config(recipe or "code-search", set_)
+        directory = out or _new_run_dir(f"eval-{config['name']}")
+        evaluate_untrained(config, directory)
     except (ValueError, FileNotFoundError) as error:
         _fail(error)
+        return
+    typer.echo(str(directory))
+
+
+@app.command("embed")
+def embed(
+    corpus: str = typer.Argument(..., help="A corpus file (.jsonl with _id/text, BEIR's corpus.jsonl, or plain "
+                                 "text, one document per line) or data:NAME for a text dataset's test corpus."),
+    out: Path = typer.Option(..., "--out", "-o", help="The embedding folder to write."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Encode with this trained text run's encoder."),
+    model: Optional[str] = typer.Option(None, "--model", help="Or a local model directory "
+                                        "(default: the packaged all-MiniLM-L6-v2)."),
+    pooling: str = typer.Option("mean", "--pooling", help="With --model: mean or cls."),
+    max_length: int = typer.Option(256, "--max-length", help="With --model: tokens per document."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
+) -> None:
+    """Encode a corpus to OUT/embeddings.npy + ids.json (+ the texts and a manifest)."""
+    from contrastkit.train.embed import embed_corpus, load_text_encoder
+
+    try:
+        if corpus.startswith("data:"):
+            from contrastkit.data import load_dataset
+
+            task = load_dataset(corpus[len("data:"):]).test
+            documents = getattr(task, "corpus", None)
+            if documents is None:
+                raise ValueError(f"{corpus}: expected a text dataset with a retrieval corpus")
+        else:
+            from contrastkit.data.corpus import read_corpus
+
+            documents = read_corpus(corpus)
+        options = None if run is not None else {"pooling": pooling, "max_length": max_length}
+        encoder, source = load_text_encoder(run_dir=run, model=model, options=options)
+        source["corpus"] = corpus
+        directory = embed_corpus(documents, out, encoder, source, batch_size=batch_size, overwrite=overwrite)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    typer.echo(str(directory))
+
+
+@app.command("search")
+def search(
+    directory: Path = typer.Argument(..., help="An embedding folder written by `contrastkit embed`."),
+    queries: list[str] = typer.Argument(..., help="One or more query texts."),
+    k: int = typer.Option(10, "-k", help="Hits per query."),
+    index: str = typer.Option("flat", "--index", help="faiss index: flat (exact), hnsw or ivf (approximate)."),
+    width: int = typer.Option(100, "--width", help="Characters of each hit's text to show (0: none)."),
+) -> None:
+    """Answer queries from an embedding folder (faiss), encoding them with the folder's encoder."""
+    from contrastkit.train.embed import search as search_folder
+
+    try:
+        results = search_folder(directory, list(queries), k=k, kind=index)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    for query, hits in zip(queries, results):
+        typer.echo(f"query: {query}")
+        for rank, (doc_id, score, text) in enumerate(hits, start=1):
+            snippet = " ".join(text.split())[:width] if width > 0 else ""
+            typer.echo(f"  {rank:>3}  {score:.4f}  {doc_id}" + (f"  {snippet}" if snippet else ""))
 
 
 @app.command("list")
@@ -68,12 +152,14 @@ def list_registered() -> None:
     from contrastkit.recipes import recipe_names
     from contrastkit.views.image import view_preset_names
     from contrastkit.views.series import series_view_preset_names
+    from contrastkit.views.text import text_view_preset_names
 
     typer.echo("methods:      " + "; ".join(
-        f"{modality}: {', '.join(method_names(modality))}" for modality in ("image", "series")
+        f"{modality}: {', '.join(method_names(modality))}" for modality in ("image", "series", "text")
     ))  # fmt: skip
     typer.echo("encoders:     " + ", ".join(encoder_names()))
-    typer.echo("view presets: image: " + ", ".join(view_preset_names()) + "; series: " + ", ".join(series_view_preset_names()))
+    typer.echo("view presets: image: " + ", ".join(view_preset_names()) + "; series: "
+               + ", ".join(series_view_preset_names()) + "; text: " + ", ".join(text_view_preset_names()))
     typer.echo("recipes:      " + ", ".join(recipe_names()))
     typer.echo("datasets:")
     descriptions = dataset_descriptions()

@@ -46,6 +46,8 @@ class Batch:
     def __len__(self) -> int:
         if isinstance(self.inputs, torch.Tensor):
             return int(self.inputs.shape[0])
+        if isinstance(self.inputs, dict) and self.inputs:  # text: {"query": [...], "positive": [...]}
+            return len(next(iter(self.inputs.values())))
         if self.labels is not None:
             return int(self.labels.shape[0])
-        raise TypeError("Batch length is defined for tensor inputs or labelled batches only")
+        raise TypeError("Batch length is defined for tensor or dict inputs, or labelled batches only")

@@ -4,6 +4,11 @@ Recipes and the command line refer to datasets by name only. A loader is a funct
 taking keyword arguments (``data_dir`` and its own options) and returning
 :class:`DatasetSplits`; :func:`register_dataset` adds it under a name.
 
+A *prefix* handler serves a whole family of names of the form ``PREFIX:PATH``
+(e.g. ``beir:/data/scifact``): :func:`register_dataset_prefix` adds it, and
+``load_dataset("beir:/data/scifact", **options)`` calls its loader with
+``path="/data/scifact"``. Exactly registered names take precedence over prefixes.
+
 Example:
     >>> splits = load_dataset("digits")
     >>> splits.train.inputs.shape, splits.num_classes
@@ -23,12 +28,23 @@ from contrastkit.data.arrays import ArrayDataset
 from contrastkit.errors import unknown_name_error
 
 #: Modules whose import registers the built-in datasets.
-_BUILTIN_MODULES = ("contrastkit.data.builtin", "contrastkit.data.files", "contrastkit.data.series")
+_BUILTIN_MODULES = (
+    "contrastkit.data.builtin",
+    "contrastkit.data.files",
+    "contrastkit.data.series",
+    "contrastkit.data.stdlib_code",
+    "contrastkit.data.text_files",
+)
 
 
 @dataclass
 class DatasetSplits:
     """A dataset's train and test splits and what a model needs to know about them.
+
+    Text datasets hold a :class:`~contrastkit.data.text.TextPairDataset` as ``train``
+    (``None`` when the data has no training pairs, e.g. a BEIR folder without train
+    qrels) and :class:`~contrastkit.data.text.RetrievalTask` objects as ``test`` and
+    ``validation``, with ``num_classes=0``, ``input_shape=()`` and ``modality="text"``.
 
     Attributes:
         train: the training split.
@@ -39,6 +55,8 @@ class DatasetSplits:
         description: a one-line description.
         modality: ``"image"``, ``"series"``, ``"text"``, ``"graph"``, ...
         class_names: optional human-readable class names, indexed by label.
+        validation: an optional validation split (model selection, monitoring during
+            training); ``None`` when the dataset has none.
     """
 
     train: ArrayDataset
@@ -49,6 +67,7 @@ class DatasetSplits:
     description: str = ""
     modality: str = "image"
     class_names: list[str] | None = None
+    validation: Any = None
 
 
 DatasetLoader = Callable[..., DatasetSplits]
@@ -61,6 +80,7 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+_PREFIXES: dict[str, _Entry] = {}
 
 
 def register_dataset(name: str, *, description: str | None = None) -> Callable[[DatasetLoader], DatasetLoader]:
@@ -91,6 +111,39 @@ def register_dataset(name: str, *, description: str | None = None) -> Callable[[
     return decorator
 
 
+def register_dataset_prefix(prefix: str, loader: DatasetLoader, *, description: str | None = None) -> DatasetLoader:
+    """Register a loader for every dataset name of the form ``PREFIX:PATH``.
+
+    ``load_dataset(f"{prefix}:{path}", data_dir=..., **options)`` calls
+    ``loader(path=path, data_dir=..., **options)``; the loader must take a ``path``
+    keyword. ``dataset_descriptions()`` lists the family as ``PREFIX:PATH``.
+
+    Args:
+        prefix: the part before the first ``:``, e.g. ``"beir"`` (letters, digits, ``_``, ``-``).
+        loader: the loader, called with keyword arguments only.
+        description: a one-line description; defaults to the first line of the loader's docstring.
+
+    Returns:
+        The loader, unchanged.
+
+    Raises:
+        ValueError: for a malformed prefix, a loader without a ``path`` keyword, or a
+            prefix already registered to another loader.
+    """
+    if not prefix or not all(character.isalnum() or character in "_-" for character in prefix):
+        raise ValueError(f"dataset prefix: expected letters, digits, '_' or '-' (no ':'), got {prefix!r}")
+    if "path" not in inspect.signature(loader).parameters:
+        raise ValueError(f"dataset prefix {prefix!r}: the loader {loader.__qualname__} must take a 'path' keyword")
+    text = description
+    if text is None:
+        text = (inspect.getdoc(loader) or "").strip().splitlines()[0] if loader.__doc__ else ""
+    existing = _PREFIXES.get(prefix)
+    if existing is not None and existing.loader.__qualname__ != loader.__qualname__:
+        raise ValueError(f"dataset prefix {prefix!r} is already registered (by {existing.loader.__qualname__})")
+    _PREFIXES[prefix] = _Entry(loader, text)
+    return loader
+
+
 def _ensure_builtins() -> None:
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
@@ -103,16 +156,37 @@ def dataset_names() -> list[str]:
 
 
 def dataset_descriptions() -> dict[str, str]:
-    """``{name: one-line description}`` of every registered dataset, sorted by name."""
+    """``{name: one-line description}`` of every registered dataset, sorted by name.
+
+    Prefix families appear as ``PREFIX:PATH`` (e.g. ``beir:PATH``).
+    """
     _ensure_builtins()
-    return {name: _REGISTRY[name].description for name in sorted(_REGISTRY)}
+    descriptions = {name: entry.description for name, entry in _REGISTRY.items()}
+    descriptions.update({f"{prefix}:PATH": entry.description for prefix, entry in _PREFIXES.items()})
+    return dict(sorted(descriptions.items()))
+
+
+def _check_options(name: str, loader: DatasetLoader, options: dict[str, Any], reserved: tuple[str, ...]) -> None:
+    """Raise a clear ``ValueError`` for options the loader does not take (or that the registry sets itself)."""
+    parameters = inspect.signature(loader).parameters
+    clashing = sorted(key for key in options if key in reserved)
+    accepted = [key for key in parameters if key not in reserved]
+    takes_any = any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values())
+    unexpected = clashing if takes_any else sorted(key for key in options if key not in parameters or key in reserved)
+    if unexpected:
+        extra = [key for key in accepted if parameters[key].kind is not inspect.Parameter.VAR_KEYWORD]
+        raise ValueError(
+            f"dataset {name!r}: unexpected option(s) {', '.join(unexpected)}; "
+            f"expected some of: data_dir, {', '.join(extra) or '(no other options)'}"
+        )
 
 
 def load_dataset(name: str, *, data_dir: str | Path | None = None, **kwargs: Any) -> DatasetSplits:
     """Load a registered dataset's train and test splits.
 
     Args:
-        name: a registered name (see :func:`dataset_names`).
+        name: a registered name (see :func:`dataset_names`), or ``PREFIX:PATH`` for a
+            registered prefix (see :func:`register_dataset_prefix`).
         data_dir: where the dataset's files are (required by some datasets, optional for others).
         **kwargs: the dataset's own options (e.g. ``train_subset``, ``image_size``, ``seed``).
 
@@ -124,20 +198,19 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, **kwargs: Any
         FileNotFoundError: when the dataset's files are missing (the message says how to get them).
     """
     _ensure_builtins()
-    if name not in _REGISTRY:
-        raise unknown_name_error("dataset", name, _REGISTRY)
-    entry = _REGISTRY[name]
-    parameters = inspect.signature(entry.loader).parameters
-    takes_any = any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values())
-    if not takes_any:
-        accepted = [key for key in parameters if key != "data_dir"]
-        unexpected = sorted(key for key in kwargs if key not in parameters)
-        if unexpected:
-            raise ValueError(
-                f"dataset {name!r}: unexpected option(s) {', '.join(unexpected)}; "
-                f"expected some of: data_dir, {', '.join(accepted) or '(no other options)'}"
-            )
-    splits = entry.loader(data_dir=data_dir, **kwargs)
+    if name in _REGISTRY:
+        entry = _REGISTRY[name]
+        _check_options(name, entry.loader, kwargs, reserved=("data_dir",))
+        splits = entry.loader(data_dir=data_dir, **kwargs)
+    else:
+        prefix, separator, path = name.partition(":")
+        if not separator or prefix not in _PREFIXES:
+            raise unknown_name_error("dataset", name, [*_REGISTRY, *(f"{key}:PATH" for key in _PREFIXES)])
+        if not path:
+            raise ValueError(f"dataset {name!r}: expected {prefix}:PATH with a non-empty PATH")
+        entry = _PREFIXES[prefix]
+        _check_options(name, entry.loader, kwargs, reserved=("data_dir", "path"))
+        splits = entry.loader(path=path, data_dir=data_dir, **kwargs)
     splits.name = splits.name or name
     splits.description = splits.description or entry.description
     return splits

@@ -5,26 +5,52 @@ plain floats; accuracies are fractions in ``[0, 1]``.
 """
 
 from contrastkit.eval.features import extract_features
+from contrastkit.eval.generation import (
+    contrastive_search,
+    diversity,
+    greedy_search,
+    isotropy,
+    repetition,
+)
 from contrastkit.eval.geometry import alignment, alignment_uniformity, uniformity
 from contrastkit.eval.knn import knn_accuracy, knn_scores
+from contrastkit.eval.knn_detection import KNNDetector
 from contrastkit.eval.linear_probe import fit_logistic_regression, linear_probe_accuracy
 from contrastkit.eval.plots import plot_embedding_2d, plot_loss_curve
 from contrastkit.eval.report import evaluate_representation, format_table, print_table
+from contrastkit.eval.retrieval import (
+    dense_run,
+    evaluate_run,
+    map_at_r,
+    ranking_metrics,
+)
+from contrastkit.eval.sts import sts_spearman
 from contrastkit.eval.svm import svm_probe
 
 __all__ = [
     "alignment",
     "alignment_uniformity",
+    "contrastive_search",
+    "dense_run",
+    "diversity",
     "evaluate_representation",
+    "evaluate_run",
     "extract_features",
     "fit_logistic_regression",
     "format_table",
+    "greedy_search",
+    "isotropy",
     "knn_accuracy",
     "knn_scores",
+    "KNNDetector",
     "linear_probe_accuracy",
+    "map_at_r",
     "plot_embedding_2d",
     "plot_loss_curve",
     "print_table",
+    "ranking_metrics",
+    "repetition",
+    "sts_spearman",
     "svm_probe",
     "uniformity",
 ]

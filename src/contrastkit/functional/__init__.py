@@ -17,16 +17,19 @@ from contrastkit.functional.contrastive import (
     von_mises_weights,
 )
 from contrastkit.functional.core import contrastive_loss_from_logits
+from contrastkit.functional.distillation import distillation_loss, dse_pair_features
 from contrastkit.functional.geometry import alignment, mmd, uniformity
 from contrastkit.functional.hierarchical import (
     grouped_nt_xent,
     hierarchical_contrastive,
 )
+from contrastkit.functional.multilevel import multi_level_contrastive
 from contrastkit.functional.paired import (
     CACHE_MAX_BYTES,
     default_chunk_size,
     paired_contrastive_loss,
 )
+from contrastkit.functional.ranking import multiple_negatives_ranking
 from contrastkit.functional.redundancy import barlow_twins, vicreg, vicreg_terms
 from contrastkit.functional.tiled import (
     DEFAULT_CHUNK_SIZE,
@@ -36,20 +39,24 @@ from contrastkit.functional.tiled import (
 )
 
 __all__ = [
-    "CACHE_MAX_BYTES",
-    "DEFAULT_CHUNK_SIZE",
-    "NAIVE_MAX_LOGITS_BYTES",
     "alignment",
     "barlow_twins",
+    "CACHE_MAX_BYTES",
     "clip_loss",
     "contrastive_loss_from_logits",
-    "default_chunk_size",
     "dcl",
     "dclw",
+    "DEFAULT_CHUNK_SIZE",
+    "default_chunk_size",
+    "distillation_loss",
+    "dse_pair_features",
     "grouped_nt_xent",
     "hierarchical_contrastive",
     "info_nce",
     "mmd",
+    "multi_level_contrastive",
+    "multiple_negatives_ranking",
+    "NAIVE_MAX_LOGITS_BYTES",
     "negative_cosine",
     "nt_xent",
     "paired_contrastive_loss",

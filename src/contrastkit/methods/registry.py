@@ -11,8 +11,12 @@ from contrastkit.methods.autotcl import AutoTCL
 from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.base import Method
 from contrastkit.methods.byol import BYOL
+from contrastkit.methods.cocosoda import CoCoSoDa
+from contrastkit.methods.contriever import Contriever
+from contrastkit.methods.mnrl import MultipleNegativesRanking
 from contrastkit.methods.moco import MoCo
 from contrastkit.methods.simclr import SimCLR
+from contrastkit.methods.simcse import SimCSE
 from contrastkit.methods.simsiam import SimSiam
 from contrastkit.methods.supcon import SupCon
 from contrastkit.methods.ts2vec import TS2Vec
@@ -28,6 +32,10 @@ METHODS: dict[str, type[Method]] = {
     "supcon": SupCon,
     "ts2vec": TS2Vec,
     "autotcl": AutoTCL,
+    "mnrl": MultipleNegativesRanking,
+    "simcse": SimCSE,
+    "contriever": Contriever,
+    "cocosoda": CoCoSoDa,
 }
 
 

@@ -5,12 +5,24 @@ contrast each row with the other rows of the same batch, and need nothing from
 this package. The classes here add negatives beyond the batch, passed to an
 objective as ``negatives [K, D]``:
 
-- ``Queue``: a FIFO of keys from past batches (MoCo).
+- ``Queue``: a FIFO of keys from past batches (MoCo, Contriever, CoCoSoDa).
+- ``GroupedQueue``: one FIFO per group, e.g. per language (CCP's language-specific banks).
+- ``false_negative_mask``: in-batch candidates a frozen scorer finds too similar to the
+  anchor, dropped from the denominator (MultiCSR).
+- ``DebiasedPairSampler``: inverse-propensity-weighted positives and hard negatives (DebCSE).
+- ``context_window_positives``: neighbouring sentences of the same document (CCP).
 - ``gather``: the batches of every process under data parallelism, with a
   gradient policy (``none``, ``no_grad``, ``with_grad``, ``local_loss``) whose
   scale is stated against DDP's gradient averaging (``docs/scaling.md``).
 """
 
+from contrastkit.negatives.context import context_window_positives
+from contrastkit.negatives.debiased import DebiasedPairSampler
+from contrastkit.negatives.false_negatives import (
+    false_negative_mask,
+    false_negative_weights,
+    masking_rate,
+)
 from contrastkit.negatives.gather import (
     POLICIES,
     gather,
@@ -20,14 +32,21 @@ from contrastkit.negatives.gather import (
     rank_slice,
     world_size,
 )
+from contrastkit.negatives.grouped_queue import GroupedQueue
 from contrastkit.negatives.queue import Queue
 
 __all__ = [
-    "POLICIES",
-    "Queue",
+    "context_window_positives",
+    "DebiasedPairSampler",
+    "false_negative_mask",
+    "false_negative_weights",
     "gather",
+    "GroupedQueue",
     "is_distributed",
     "local_positive_mask",
+    "masking_rate",
+    "POLICIES",
+    "Queue",
     "rank",
     "rank_slice",
     "world_size",

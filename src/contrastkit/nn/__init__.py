@@ -4,6 +4,8 @@ Encoders map an input batch to a representation ``[B, output_dim]``; heads map
 representations to the space the objective sees.
 """
 
+from contrastkit.nn.asymmetric import AsymmetricProjection
+from contrastkit.nn.experts import ExpertRouting, add_routed_experts
 from contrastkit.nn.heads import PredictionHead, ProjectionHead
 from contrastkit.nn.mlp import MLPEncoder
 from contrastkit.nn.momentum import MomentumEncoder
@@ -14,19 +16,24 @@ from contrastkit.nn.series import (
     SeriesInstanceEncoder,
     max_pool_time,
 )
+from contrastkit.nn.whitening import ShuffledGroupWhitening
 
 __all__ = [
-    "ENCODERS",
+    "add_routed_experts",
+    "AsymmetricProjection",
     "BasicBlock",
+    "build_encoder",
     "DilatedConvEncoder",
+    "encoder_names",
+    "ENCODERS",
+    "ExpertRouting",
+    "max_pool_time",
     "MLPEncoder",
     "MomentumEncoder",
     "PredictionHead",
     "ProjectionHead",
-    "SeriesInstanceEncoder",
-    "SmallResNet",
-    "build_encoder",
-    "encoder_names",
-    "max_pool_time",
     "resnet18_small",
+    "SeriesInstanceEncoder",
+    "ShuffledGroupWhitening",
+    "SmallResNet",
 ]

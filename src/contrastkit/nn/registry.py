@@ -43,11 +43,19 @@ def _ts_dilated_conv(in_channels: int = 1, **kwargs: object) -> nn.Module:
     return DilatedConvEncoder(in_channels, **kwargs)  # type: ignore[arg-type]
 
 
+def _transformer(**kwargs: object) -> nn.Module:
+    # Imported here: transformers is the optional `text` extra, not needed for other modalities.
+    from contrastkit.nn.text import TextEncoder
+
+    return TextEncoder(**kwargs)  # type: ignore[arg-type]
+
+
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "small-resnet": _small_resnet,
     "resnet18-small": _resnet18_small,
     "mlp": _mlp,
     "ts-dilated-conv": _ts_dilated_conv,
+    "transformer": _transformer,
 }
 """Encoder factories by name. Every built encoder has an ``output_dim`` attribute."""
 

@@ -54,6 +54,14 @@ class EvalConfig:
         plots: write ``loss_curve.png`` and ``embedding_2d.png``.
         plot_method: ``pca`` or ``tsne`` for the 2-D scatter.
         svm: run the RBF-SVM probe (TS2Vec's protocol); ``None`` (default): on series data only.
+        retrieval_metrics: text data: trec_eval metrics to report (``ndcg@10``, ``mrr@10``,
+            ``recall@100``, ``map``, ``map@k``, ``precision@k``); ``None``: MRR@10, nDCG@10,
+            Recall@100 and MAP.
+        remove_self_hits: text data: drop a retrieved document whose id equals the query id
+            (BEIR's ``--remove-query``, for corpora that contain the queries).
+        bm25: text data: also score BM25 as a baseline.
+        encode_batch_size: text data: texts per forward pass when encoding a corpus.
+        validation_queries: text data: validation queries sampled for periodic evaluation.
     """
 
     knn_k: int = 200
@@ -66,6 +74,11 @@ class EvalConfig:
     plots: bool = True
     plot_method: str = "pca"
     svm: bool | None = None
+    retrieval_metrics: list[str] | None = None
+    remove_self_hits: bool = False
+    bm25: bool = True
+    encode_batch_size: int = 64
+    validation_queries: int | None = 500
 
 
 def load_config(recipe: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:

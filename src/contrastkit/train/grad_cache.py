@@ -39,12 +39,32 @@ def _set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torc
         torch.cuda.set_rng_state(state[1], device)
 
 
+def _rows_of(inputs: object) -> int:
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0])
+    if isinstance(inputs, dict) and inputs:
+        sizes = {key: _rows_of(value) for key, value in inputs.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"gradient caching: every input field needs the same number of rows, got {sizes}")
+        return next(iter(sizes.values()))
+    if isinstance(inputs, (list, tuple)):
+        return len(inputs)
+    raise ValueError(
+        "gradient caching needs inputs it can split into row blocks: a tensor, a list, or a dict of them; "
+        f"got {type(inputs).__name__}"
+    )
+
+
+def _slice(inputs: object, start: int, stop: int) -> object:
+    if isinstance(inputs, dict):
+        return {key: _slice(value, start, stop) for key, value in inputs.items()}
+    return inputs[start:stop]  # type: ignore[index]
+
+
 def split_batch(batch: Batch, size: int) -> list[Batch]:
-    """Row blocks of ``size`` rows (tensor inputs only); a 1-row remainder joins the block before it,
-    since methods refuse single-row batches."""
-    if not isinstance(batch.inputs, torch.Tensor):
-        raise ValueError("gradient caching needs tensor inputs to split into row blocks")
-    rows = batch.inputs.shape[0]
+    """Row blocks of ``size`` rows (tensor, list or dict-of-those inputs, e.g. text pairs); a 1-row
+    remainder joins the block before it, since methods refuse single-row batches."""
+    rows = _rows_of(batch.inputs)
     starts = list(range(0, rows, size))
     if len(starts) > 1 and rows - starts[-1] == 1:
         starts.pop()
@@ -52,7 +72,7 @@ def split_batch(batch: Batch, size: int) -> list[Batch]:
     for position, start in enumerate(starts):
         stop = starts[position + 1] if position + 1 < len(starts) else rows
         blocks.append(Batch(
-            batch.inputs[start:stop],
+            _slice(batch.inputs, start, stop),
             None if batch.labels is None else batch.labels[start:stop],
             None if batch.index is None else batch.index[start:stop],
         ))  # fmt: skip
@@ -104,7 +124,7 @@ def grad_cache_backward(
     gradients = [leaf.grad for leaf in joined]
     start = 0
     for block, state in zip(blocks, states):
-        rows = block.inputs.shape[0]
+        rows = _rows_of(block.inputs)
         _set_rng_state(state, device)
         with autocast():
             outputs = method.embeddings(block)

@@ -10,6 +10,10 @@ through the same steps and writes the same ``metrics.json`` shape::
 
 Series data adds ``svm_accuracy`` (TS2Vec's RBF-SVM protocol) beside the kNN and
 linear-probe keys, for the learned representation and both baselines.
+
+Text data is scored by retrieval instead (:class:`contrastkit.train.text_eval.TextEvaluator`):
+trec_eval's MRR@10, nDCG@10, Recall@100 and MAP on the test queries, with the baselines
+``bm25`` and ``zero_shot`` (the encoder before training).
 """
 
 from __future__ import annotations
@@ -82,6 +86,16 @@ def build_method_from_config(config: dict[str, Any], splits: DatasetSplits) -> M
     seed_everything(int(config.get("seed", 0)))
     encoder_options = dict(config["encoder"])
     view_options = dict(config["views"])
+    if splits.modality == "text":
+        from contrastkit.views.text import build_text_views
+
+        encoder = build_encoder(encoder_options.pop("name"), **encoder_options)
+        view_options.setdefault("mask_token_id", getattr(encoder, "mask_token_id", None))
+        pad_token_id = getattr(getattr(encoder, "tokenizer", None), "pad_token_id", None)
+        if pad_token_id is not None:
+            view_options.setdefault("pad_token_id", pad_token_id)
+        views = build_text_views(view_options.pop("preset"), **view_options)
+        return build_method(name, encoder, views, **method_options)
     if splits.modality == "series":
         encoder = build_encoder(encoder_options.pop("name"), in_channels=splits.input_shape[0], **encoder_options)
         views = build_series_views(view_options.pop("preset"), **view_options)
@@ -145,6 +159,20 @@ class Evaluator:
         """Periodic evaluation during training: kNN only (cheap)."""
         return self.score(*self.features(method), linear=False)
 
+    def baselines(self, method: Method) -> dict[str, dict[str, float]]:
+        """Raw inputs and the randomly initialised encoder, scored like the learned features."""
+        return {"raw_input": self.raw_input(), "random_init": self.score(*self.features(method))}
+
+    def final(self, method: Method) -> tuple[dict[str, float], torch.Tensor | None]:
+        """The learned representation's scores (kNN, probes, view geometry) and the test features."""
+        train_features, test_features = self.features(method)
+        learned = self.score(train_features, test_features)
+        learned.update(_view_geometry(method, self))
+        return learned, test_features
+
+    def columns(self) -> list[str]:
+        return ["knn_top1", "linear_top1"] + (["svm_accuracy"] if self.svm else [])
+
     def raw_input(self) -> dict[str, float]:
         """The raw-input baseline: flattened inputs as features (missing values, e.g. series padding, as 0)."""
         return self.score(
@@ -152,8 +180,13 @@ class Evaluator:
         )
 
 
-def _report_columns(scores: dict[str, Any]) -> list[str]:
-    return ["knn_top1", "linear_top1"] + (["svm_accuracy"] if "svm_accuracy" in scores else [])
+def build_evaluator(splits: DatasetSplits, config: EvalConfig, device: torch.device, seed: int) -> Any:
+    """The evaluator for the data's modality: retrieval for text, kNN and probes otherwise."""
+    if splits.modality == "text":
+        from contrastkit.train.text_eval import TextEvaluator
+
+        return TextEvaluator(splits, config, device, seed)
+    return Evaluator(splits, config, device, seed)
 
 
 def _view_geometry(method: Method, evaluator: Evaluator, rows: int = 2000) -> dict[str, float]:
@@ -258,7 +291,7 @@ def _run(
     device = resolve_device(training.device)
     if not verbose:
         training.progress = False
-    evaluator = Evaluator(splits, evaluation, device, seed)
+    evaluator = build_evaluator(splits, evaluation, device, seed)
     if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -266,9 +299,9 @@ def _run(
     baselines_path = run_dir / BASELINES_FILE
     if main and evaluation.baselines and not baselines_path.exists():
         started = time.perf_counter()
-        say("measuring baselines (raw input, random-init encoder) ...")
+        say("measuring baselines ...")
         method.to(device)
-        baselines = {"raw_input": evaluator.raw_input(), "random_init": evaluator.score(*evaluator.features(method))}
+        baselines = evaluator.baselines(method)
         atomic_write_json(baselines_path, baselines)
         say(f"baselines done in {time.perf_counter() - started:.0f}s")
     context.barrier()
@@ -292,9 +325,7 @@ def _run(
         return run_dir, {}
 
     started = time.perf_counter()
-    train_features, test_features = evaluator.features(method)
-    learned = evaluator.score(train_features, test_features)
-    learned.update(_view_geometry(method, evaluator))
+    learned, test_features = evaluator.final(method)
     metrics: dict[str, Any] = {
         "recipe": config["name"],
         "method": config["method"]["name"],
@@ -308,7 +339,8 @@ def _run(
             "final_loss": result.final_loss if math.isfinite(result.final_loss) else None,
             "precision": trainer.precision,
         },
-        "eval_rows": {"train": len(evaluator.train), "test": len(evaluator.test)},
+        "eval_rows": {"train": len(evaluator.train) if hasattr(evaluator, "train") else None,
+                      "test": len(evaluator.test)},
         "environment": _environment(),
     }
     metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
@@ -317,13 +349,15 @@ def _run(
     if evaluation.plots:
         plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png", keys=["loss"],
                         title=f"{config['method']['name']} on {splits.name}")
-        plot_embedding_2d(test_features, evaluator.test.labels, run_dir / "embedding_2d.png",
-                          method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
-                          title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
+        if test_features is not None:
+            plot_embedding_2d(test_features, evaluator.test.labels, run_dir / "embedding_2d.png",
+                              method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
+                              title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
     if verbose:
-        print_table({"learned": learned, **baselines}, columns=_report_columns(learned),
-                    title=f"{config['method']['name']} on {splits.name} "
-                          f"(kNN k={evaluation.knn_k}, τ={evaluation.knn_temperature}; test rows {len(evaluator.test)})")
+        protocol = (f"dense retrieval, trec_eval; test queries {len(evaluator.test)}" if splits.modality == "text"
+                    else f"kNN k={evaluation.knn_k}, τ={evaluation.knn_temperature}; test rows {len(evaluator.test)}")
+        print_table({"learned": learned, **baselines}, columns=evaluator.columns(),
+                    title=f"{config['method']['name']} on {splits.name} ({protocol})")
     return run_dir, metrics
 
 
@@ -339,9 +373,8 @@ def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]
     state = load_checkpoint(checkpoint, method, restore_rng=False)
     device = resolve_device(config["train"]["device"])
     method.to(device)
-    evaluator = Evaluator(splits, eval_config(config), device, int(config["seed"]))
-    learned = evaluator.score(*evaluator.features(method))
-    learned.update(_view_geometry(method, evaluator))
+    evaluator = build_evaluator(splits, eval_config(config), device, int(config["seed"]))
+    learned, _ = evaluator.final(method)
     metrics_path = run_dir / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics.update(learned)
@@ -350,6 +383,33 @@ def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]
     metrics.setdefault("baselines", json.loads(baselines_path.read_text()) if baselines_path.exists() else {})
     atomic_write_json(metrics_path, metrics)
     if verbose:
-        print_table({"learned": learned, **metrics["baselines"]}, columns=_report_columns(learned),
+        print_table({"learned": learned, **metrics["baselines"]}, columns=evaluator.columns(),
                     title=f"{run_dir} at step {state.step}")
+    return metrics
+
+
+def evaluate_untrained(config: dict[str, Any], out_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]:
+    """Evaluate a recipe's encoder *before* any training (e.g. zero-shot all-MiniLM-L6-v2 on a
+    BEIR folder) and write ``OUT_DIR/metrics.json``; baselines (BM25 for text) are included."""
+    config = resolved(config)
+    out_dir = Path(out_dir)
+    splits = load_data(config)
+    method = build_method_from_config(config, splits)
+    device = resolve_device(config["train"]["device"])
+    method.to(device)
+    evaluation = eval_config(config)
+    evaluator = build_evaluator(splits, evaluation, device, int(config["seed"]))
+    learned, _ = evaluator.final(method)
+    baselines = evaluator.baselines(method) if evaluation.baselines else {}
+    baselines.pop("zero_shot", None)  # the untrained encoder is what "learned" measures here
+    metrics: dict[str, Any] = {
+        "recipe": config["name"], "method": config["method"]["name"], "dataset": splits.name, "trained": False,
+        **learned, "baselines": baselines, "environment": _environment(),
+    }  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    atomic_write_json(out_dir / METRICS_FILE, metrics)
+    if verbose:
+        print_table({"untrained": learned, **baselines}, columns=evaluator.columns(),
+                    title=f"untrained {config['encoder']['name']} on {splits.name}")
     return metrics
