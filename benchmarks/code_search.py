@@ -3,7 +3,7 @@ fine-tuned by contrastkit and by sentence-transformers, in one run on the same d
 
 Run::
 
-    .venv/bin/python benchmarks/code_search.py                    # every row, 300 steps of batch 32
+    .venv/bin/python benchmarks/code_search.py                    # every row, 150 steps of batch 32
     .venv/bin/python benchmarks/code_search.py --steps 20 --rows bm25 zero-shot mnrl   # a quick look
     .venv/bin/python benchmarks/code_search.py --render-only      # re-render BENCHMARKS.md from the JSON
 
@@ -29,6 +29,8 @@ Rows:
 * ``cocosoda-inter``: CoCoSoDa without the intra-modal terms (METHODS #13 ablation);
 * ``st-mnrl``: sentence-transformers' own ``MultipleNegativesRankingLoss`` with its
   ``SentenceTransformerTrainer`` (linear decay after warm-up; contrastkit decays by cosine).
+* ``mnrl-bf16`` / ``st-mnrl-bf16``: the same two with bfloat16 autocast of the forward
+  pass (``train.precision=bf16``; ``bf16=True``), weights and optimiser in float32.
 
 Writes ``benchmarks/results/code_search.json`` after every row (``--resume`` skips rows
 already there) and the section between ``<!-- code_search:start -->`` and
@@ -63,7 +65,9 @@ from markdown_section import update_section  # benchmarks/ is on sys.path when r
 SECTION = "code_search"
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("mrr@10", "ndcg@10", "recall@100")
-ROWS = ["bm25", "zero-shot", "mnrl", "mnrl-contriever-views", "cocosoda", "cocosoda-inter", "st-mnrl"]
+# Order of the run: the two rows whose speed is compared run back to back.
+ROWS = ["bm25", "zero-shot", "mnrl", "st-mnrl", "cocosoda", "mnrl-contriever-views", "cocosoda-inter",
+        "mnrl-bf16", "st-mnrl-bf16"]
 LABELS = {
     "bm25": "BM25 (bm25s)",
     "zero-shot": "MiniLM zero-shot",
@@ -72,6 +76,8 @@ LABELS = {
     "cocosoda": "MiniLM + contrastkit CoCoSoDa",
     "cocosoda-inter": "MiniLM + contrastkit CoCoSoDa, inter-modal only",
     "st-mnrl": "MiniLM + sentence-transformers MNRL",
+    "mnrl-bf16": "MiniLM + contrastkit MNRL, bf16 autocast",
+    "st-mnrl-bf16": "MiniLM + sentence-transformers MNRL, bf16 autocast",
 }
 MAX_LENGTH = 128
 
@@ -79,7 +85,7 @@ MAX_LENGTH = 128
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", nargs="+", default=ROWS, choices=ROWS)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--seed", type=int, default=0)
@@ -114,6 +120,8 @@ def _contrastkit_config(row: str, args: argparse.Namespace) -> dict[str, Any]:
         overrides += ["views.preset=contriever-documents", "views.crop_ratio=[0.5,1.0]"]
     if row == "cocosoda-inter":
         overrides.append("method.intra_weight=0")
+    if row.endswith("-bf16"):
+        overrides.append("train.precision=bf16")
     return load_config(recipe, overrides)
 
 
@@ -129,29 +137,30 @@ def run_contrastkit(row: str, args: argparse.Namespace) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_sentence_transformers(args: argparse.Namespace, splits: Any) -> dict[str, Any]:
+def run_sentence_transformers(args: argparse.Namespace, splits: Any, *, bf16: bool = False) -> dict[str, Any]:
     """sentence-transformers' MNRL fine-tune with its own trainer, on the same pairs and budget."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers import __version__ as st_version
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.training_args import SentenceTransformerTrainingArguments
+    try:  # sentence-transformers >= 6 moved these; older releases have the flat paths
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+    except ImportError:
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.training_args import SentenceTransformerTrainingArguments
 
     torch.manual_seed(args.seed)
     model = SentenceTransformer(str(default_model_path()), device="cpu")
     model.max_seq_length = MAX_LENGTH
     train = splits.train
-    rows = args.steps * args.batch_size
-    # The same rows in the same order as contrastkit's first epoch would be fair only for
-    # one sampler; both shuffle with their own seeded sampler over the same training pairs.
+    # Both libraries shuffle the same training pairs with their own seeded sampler.
     dataset = Dataset.from_dict({"anchor": list(train.queries), "positive": list(train.positives)})
-    del rows
     with tempfile.TemporaryDirectory(prefix="st-code-search-") as directory:
         training_args = SentenceTransformerTrainingArguments(
             output_dir=directory, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed,
+            learning_rate=args.lr, warmup_steps=max(1, round(0.1 * args.steps)), weight_decay=0.01, seed=args.seed,
             save_strategy="no", logging_steps=10, report_to=[], dataloader_drop_last=True,
-            use_cpu=True, disable_tqdm=True,
+            use_cpu=True, disable_tqdm=True, bf16=bf16,
         )  # fmt: skip
         trainer = SentenceTransformerTrainer(
             model=model, args=training_args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
@@ -207,8 +216,11 @@ def render(results: dict[str, Any]) -> str:
     meta = results.get("meta", {})
     rows = results.get("rows", {})
     data = meta.get("data", {})
+    commands = meta.get("commands") or [meta.get("command", "python benchmarks/code_search.py")]
     lines = [
-        f"Command: `{meta.get('command', 'python benchmarks/code_search.py')}` "
+        "## Text and code retrieval: stdlib docstring -> code search",
+        "",
+        "Command" + ("s" if len(commands) > 1 else "") + ": " + "; ".join(f"`{c}`" for c in commands) + " "
         f"({meta.get('date', '?')}; {meta.get('machine', '?')}, {meta.get('threads', '?')} torch threads; "
         f"torch {meta.get('torch', '?')}, transformers {meta.get('transformers', '?')}).",
         "",
@@ -226,22 +238,24 @@ def render(results: dict[str, Any]) -> str:
             continue
         result = rows[row]
         per_step = result.get("seconds_per_step")
+        train_seconds = result.get("train_seconds")
         lines.append(
             f"| {LABELS[row]} | {_fmt(result.get('mrr@10'))} | {_fmt(result.get('ndcg@10'))} | "
             f"{_fmt(result.get('recall@100'))} | {'-' if per_step is None else f'{per_step:.2f}'} | "
-            f"{'-' if result.get('train_seconds') is None else f'{result['train_seconds']:.0f}'} |"
+            f"{'-' if train_seconds is None else f'{train_seconds:.0f}'} |"
         )
     notes = []
     if "mnrl" in rows and "zero-shot" in rows:
         gain = rows["mnrl"]["mrr@10"] - rows["zero-shot"]["mrr@10"]
         notes.append(f"contrastkit MNRL vs zero-shot: {gain:+.3f} MRR@10 (target: at least +0.05).")
-    if "mnrl" in rows and "st-mnrl" in rows:
-        ratio = rows["mnrl"]["seconds_per_step"] / rows["st-mnrl"]["seconds_per_step"]
-        quality = rows["mnrl"]["mrr@10"] - rows["st-mnrl"]["mrr@10"]
-        notes.append(
-            f"contrastkit MNRL vs sentence-transformers MNRL ({rows['st-mnrl'].get('version', '?')}): "
-            f"{quality:+.3f} MRR@10 at {ratio:.2f}x its seconds per step (target: >= its quality at <= 0.8x)."
-        )
+    for ours, theirs in (("mnrl", "st-mnrl"), ("mnrl-bf16", "st-mnrl-bf16")):
+        if ours in rows and theirs in rows:
+            ratio = rows[ours]["seconds_per_step"] / rows[theirs]["seconds_per_step"]
+            quality = rows[ours]["mrr@10"] - rows[theirs]["mrr@10"]
+            notes.append(
+                f"{LABELS[ours]} vs sentence-transformers ({rows[theirs].get('version', '?')}), same settings: "
+                f"{quality:+.3f} MRR@10 at {ratio:.2f}x its seconds per step (target: >= its quality at <= 0.8x)."
+            )
     for note in meta.get("notes", []):
         notes.append(note)
     if notes:
@@ -260,8 +274,12 @@ def main(argv: list[str] | None = None) -> None:
         update_section(args.markdown, SECTION, render(results))
         return
     splits = load_dataset("stdlib-code-search")
-    notes = results.get("meta", {}).get("notes", [])
-    results["meta"] = {**_environment(args), "notes": notes, "data": {
+    previous = results.get("meta", {})
+    environment = _environment(args)
+    # A resumed run appends its command: the table then says which command measured which rows.
+    commands = previous.get("commands", [previous["command"]] if "command" in previous else [])
+    environment["commands"] = commands + [f"{environment['command']}  # rows: {' '.join(args.rows)}"]
+    results["meta"] = {**previous, **environment, "notes": previous.get("notes", []), "data": {
         "train_pairs": len(splits.train), "test_queries": len(splits.test.qrels), "test_corpus": len(splits.test.corpus),
     }}  # fmt: skip
     for row in args.rows:
@@ -272,8 +290,8 @@ def main(argv: list[str] | None = None) -> None:
             outcome = run_bm25(splits)
         elif row == "zero-shot":
             outcome = run_zero_shot(splits)
-        elif row == "st-mnrl":
-            outcome = run_sentence_transformers(args, splits)
+        elif row.startswith("st-mnrl"):
+            outcome = run_sentence_transformers(args, splits, bf16=row.endswith("-bf16"))
         else:
             outcome = run_contrastkit(row, args)
         results["rows"][row] = outcome

@@ -39,12 +39,23 @@ def test_adding_a_method_example_class_trains():
     assert torch.isfinite(output.loss) and method.embed(torch.rand(3, 1, 8, 8)).shape == (3, 16)
 
 
-def test_readme_time_series_example_runs() -> None:
-    blocks = [b for b in _python_blocks(ROOT / "README.md") if "hierarchical_contrastive" in b]
-    assert blocks, "README lost its time-series example"
+def _run_readme_block(marker: str) -> dict:
+    """Execute the first README Python block containing ``marker``; return its namespace."""
+    blocks = [b for b in _python_blocks(ROOT / "README.md") if marker in b]
+    assert blocks, f"README lost its example using {marker}"
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
     loss = namespace["loss"]
     assert loss.shape == () and torch.isfinite(loss)
-    loss.backward()
+    return namespace
+
+
+def test_readme_time_series_example_runs() -> None:
+    namespace = _run_readme_block("hierarchical_contrastive")
+    namespace["loss"].backward()
     assert namespace["encoder"].input_fc.weight.grad is not None
+
+
+def test_readme_text_example_runs() -> None:
+    namespace = _run_readme_block("multiple_negatives_ranking")
+    assert namespace["encoder"].transformer.embeddings.word_embeddings.weight.grad is not None

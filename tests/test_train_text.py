@@ -11,8 +11,14 @@ from typer.testing import CliRunner
 
 from contrastkit.cli import app
 from contrastkit.data.stdlib_code import build_stdlib_code_records, split_of
-from contrastkit.train.config import load_config
-from contrastkit.train.run import evaluate_untrained, run
+from contrastkit.train.config import eval_config, load_config, resolved
+from contrastkit.train.run import (
+    build_evaluator,
+    build_method_from_config,
+    evaluate_untrained,
+    load_data,
+    run,
+)
 
 
 def _write_pairs(path: Path, records) -> None:
@@ -53,8 +59,15 @@ def test_a_tiny_fine_tune_beats_the_zero_shot_encoder(pair_files, tmp_path):
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["mrr@10"] == metrics["mrr@10"]
 
-    # The trained encoder embeds a corpus and answers a query from the command line.
+    # `contrastkit eval RUN_DIR` reloads the checkpoint and reproduces the retrieval metrics.
     runner = CliRunner()
+    result = runner.invoke(app, ["eval", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    reevaluated = json.loads((run_dir / "metrics.json").read_text())
+    assert reevaluated["evaluated_step"] == 24
+    assert reevaluated["mrr@10"] == pytest.approx(metrics["mrr@10"], abs=1e-6)
+
+    # The trained encoder embeds a corpus and answers a query from the command line.
     corpus = tmp_path / "corpus.jsonl"
     with corpus.open("w") as handle:
         handle.write(json.dumps({"_id": "add", "text": "def add(a, b):\n    return a + b"}) + "\n")
@@ -104,6 +117,33 @@ def test_eval_of_the_untrained_encoder_on_a_beir_folder(tmp_path):
     result = CliRunner().invoke(app, ["eval", "--set", f"data=beir:{folder}", "--out", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["mrr@10"] == pytest.approx(1.0)
+
+
+def test_periodic_torch_metrics_agree_with_the_final_trec_eval_scores(tmp_path):
+    folder = _beir_folder(tmp_path / "beir")
+    (folder / "qrels" / "test.tsv").write_text(  # graded, with a second relevant document
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td3\t2\nq2\td2\t2\nq3\td3\t1\nq3\td4\t1\n"
+    )
+    config = resolved(load_config("code-search", [f"data=beir:{folder}", "encoder.max_length=32"]))
+    splits = load_data(config)
+    evaluator = build_evaluator(splits, eval_config(config), device=None, seed=0)
+    method = build_method_from_config(config, splits)
+    periodic = evaluator(method)  # no dev qrels: the validation task is the test task
+    final = evaluator.score(method)
+    for name in ("mrr@10", "ndcg@10", "recall@100", "map"):
+        assert periodic[f"val_{name}"] == pytest.approx(final[name], abs=1e-6), name
+
+
+def test_training_on_a_beir_folder_uses_its_train_qrels(tmp_path):
+    folder = _beir_folder(tmp_path / "beir")
+    overrides = [f"data=beir:{folder}", "encoder.max_length=32", "train.steps=2", "train.batch_size=2",
+                 "train.progress=false", "train.device=cpu", "eval.plots=false", "eval.bm25=false"]
+    with pytest.raises(ValueError, match="qrels/train.tsv"):
+        run(load_config("code-search", overrides), tmp_path / "no-train", verbose=False)
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n")
+    _, metrics = run(load_config("code-search", overrides), tmp_path / "trained", verbose=False)
+    assert metrics["train"]["steps"] == 2 and 0.0 <= metrics["mrr@10"] <= 1.0
+    assert set(metrics["baselines"]) == {"zero_shot"}
 
 
 def test_text_commands_fail_clearly(tmp_path):

@@ -284,6 +284,11 @@ def _run(
 
     # Everything that can reject the config runs before the run directory is created.
     splits = load_data(config)
+    if splits.train is None:
+        raise ValueError(
+            f"dataset {splits.name!r} has no training split (a BEIR folder needs qrels/train.tsv, "
+            "a text-pairs dataset its train file); evaluate it with `contrastkit eval --set data=...` instead"
+        )
     method = build_method_from_config(config, splits)
     evaluation = eval_config(config)
     training = train_config(config)
