@@ -1,9 +1,10 @@
-"""Read a document collection to embed or search: BEIR ``corpus.jsonl``, JSONL with ids, or plain text."""
+"""Read a document collection to embed or search: BEIR ``corpus.jsonl`` or plain text."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from contrastkit.data.text_files import read_beir_texts
 
 
 def read_corpus(path: str | Path) -> dict[str, str]:
@@ -11,46 +12,28 @@ def read_corpus(path: str | Path) -> dict[str, str]:
 
     Accepted forms:
 
-    * ``.jsonl``: one object per line with ``_id`` or ``id`` and ``text`` (BEIR's
-      ``corpus.jsonl``; a non-empty ``title`` is prepended with a space, as BEIR's
-      dense evaluation does);
+    * ``.jsonl``: BEIR's ``corpus.jsonl``, one object per line with ``_id``, ``text`` and an
+      optional ``title`` (prepended with a space, as BEIR's dense evaluation does);
     * any other extension: plain text, one document per line, ids ``"0"``, ``"1"``, ...
       (blank lines are skipped but keep their number).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: a malformed line (with its number), duplicate ids, or no documents.
+        ValueError: a malformed line (with its number), duplicate ids, an empty document,
+            or no documents.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"corpus {path}: expected a .jsonl file (BEIR corpus format) or a text file, "
                                 "one document per line")
-    corpus: dict[str, str] = {}
+    if path.suffix == ".jsonl":
+        corpus = read_beir_texts(path, join_title=True)
+        empty = [doc_id for doc_id, text in corpus.items() if not text]
+        if empty:
+            raise ValueError(f"corpus {path}: document {empty[0]!r} has an empty text")
+        return corpus
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if path.suffix != ".jsonl":
-                corpus[str(number - 1)] = line.rstrip("\n")
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: invalid JSON ({error.msg})") from error
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            doc_id = row.get("_id", row.get("id"))
-            text = row.get("text")
-            if doc_id is None or not isinstance(text, str):
-                raise ValueError(f"{path}:{number}: expected keys '_id' (or 'id') and 'text' (a string), "
-                                 f"got keys {sorted(row)}")
-            title = row.get("title") or ""
-            text = f"{title} {text}" if isinstance(title, str) and title.strip() else text
-            if not text.strip():
-                raise ValueError(f"{path}:{number}: document {doc_id!r} has an empty text")
-            if str(doc_id) in corpus:
-                raise ValueError(f"{path}:{number}: duplicate document id {doc_id!r}")
-            corpus[str(doc_id)] = text
+        corpus = {str(number): line.rstrip("\n") for number, line in enumerate(handle) if line.strip()}
     if not corpus:
         raise ValueError(f"corpus {path}: expected at least one document, found none")
     return corpus

@@ -287,6 +287,35 @@ def _shown(items: list[str], limit: int = 5) -> str:
     return ", ".join(repr(item) for item in items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
+def read_beir_texts(path: Path, *, join_title: bool) -> dict[str, str]:
+    """``{_id: text}`` of a BEIR ``corpus.jsonl`` / ``queries.jsonl`` file (empty texts kept).
+
+    With ``join_title`` the document text is ``title + " " + text``, as BEIR's dense
+    evaluation encodes it. Errors name the file and line.
+    """
+    texts: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for number, row in _json_objects(path, "beir"):
+        where = f"beir: {path} line {number}"
+        identifier = row.get("_id")
+        if isinstance(identifier, bool) or not isinstance(identifier, (str, int)) or str(identifier) == "":
+            raise ValueError(f"{where}: expected a non-empty string '_id', got {identifier!r}")
+        identifier = str(identifier)
+        if identifier in lines:
+            raise ValueError(f"{where}: duplicate _id {identifier!r} (first on line {lines[identifier]})")
+        lines[identifier] = number
+        text = row.get("text")
+        title = row.get("title", "") if join_title else ""
+        for key, value in (("text", text), ("title", title)):
+            if not isinstance(value, str):
+                raise ValueError(f"{where}: expected {key!r} to be a string, got {type(value).__name__} {value!r}")
+        # BEIR's dense evaluation encodes (title + " " + text).strip() for every document.
+        texts[identifier] = (title + " " + text).strip() if title else text.strip()  # type: ignore[operator,union-attr]
+    if not texts:
+        raise ValueError(f"beir: {path}: expected at least one line, got none")
+    return texts
+
+
 class _BeirFolder:
     """A BEIR folder whose corpus and queries are read once, on first use."""
 
@@ -311,28 +340,7 @@ class _BeirFolder:
         return path
 
     def _read_texts(self, name: str, join_title: bool) -> dict[str, str]:
-        texts: dict[str, str] = {}
-        lines: dict[str, int] = {}
-        path = self._file(name)
-        for number, row in _json_objects(path, "beir"):
-            where = f"beir: {path} line {number}"
-            identifier = row.get("_id")
-            if isinstance(identifier, bool) or not isinstance(identifier, (str, int)) or str(identifier) == "":
-                raise ValueError(f"{where}: expected a non-empty string '_id', got {identifier!r}")
-            identifier = str(identifier)
-            if identifier in lines:
-                raise ValueError(f"{where}: duplicate _id {identifier!r} (first on line {lines[identifier]})")
-            lines[identifier] = number
-            text = row.get("text")
-            title = row.get("title", "") if join_title else ""
-            for key, value in (("text", text), ("title", title)):
-                if not isinstance(value, str):
-                    raise ValueError(f"{where}: expected {key!r} to be a string, got {type(value).__name__} {value!r}")
-            # BEIR's dense evaluation encodes (title + " " + text).strip() for every document.
-            texts[identifier] = (title + " " + text).strip() if title else text.strip()  # type: ignore[operator,union-attr]
-        if not texts:
-            raise ValueError(f"beir: {path}: expected at least one line, got none")
-        return texts
+        return read_beir_texts(self._file(name), join_title=join_title)
 
     @property
     def corpus(self) -> dict[str, str]:

@@ -23,6 +23,7 @@ from contrastkit.negatives import gather
 from contrastkit.negatives.false_negatives import (
     false_negative_mask,
     false_negative_weights,
+    masking_rate,
 )
 
 
@@ -109,7 +110,7 @@ class MultipleNegativesRanking(TextMethod):
                 scored_queries, torch.cat(candidates), threshold=float(self.false_negative_threshold)
             )
             weights = false_negative_weights(mask)
-            logs["false_negative_rate"] = float(mask.float().sum(1).mean().item() / max(mask.shape[1] - 1, 1))
+            logs["false_negative_rate"] = masking_rate(mask)
         loss = multiple_negatives_ranking(
             queries, documents, hard, scale=self.scale, symmetric=self.symmetric, weights=weights
         )
