@@ -58,8 +58,7 @@ class TextEvaluator:
     def _embed(self, method: Method, task: RetrievalTask) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
         doc_ids, query_ids = list(task.corpus), list(task.qrels)
         batch = self.config.encode_batch_size
-        progress = bool(getattr(self.config, "progress", False))
-        documents = method.encode_texts([task.corpus[i] for i in doc_ids], batch_size=batch, progress=progress)
+        documents = method.encode_texts([task.corpus[i] for i in doc_ids], batch_size=batch)
         queries = method.encode_texts([task.queries[i] for i in query_ids], query=True, batch_size=batch)
         return queries, documents, query_ids, doc_ids
 
