@@ -378,7 +378,10 @@ def ranking_metrics(
     return {name: total / scores.shape[0] for name, total in totals.items()}
 
 
-def _check_ids(name: str, ids: Sequence[str], rows: int) -> list[str]:
+def check_ids(name: str, ids: Sequence[str], rows: int) -> list[str]:
+    """``ids`` as strings, one per embedding row and unique (``ValueError`` otherwise)."""
+    if isinstance(ids, str):
+        raise ValueError(f"{name}: expected a list of string ids, got a single string")
     ids = [str(identifier) for identifier in ids]
     if len(ids) != rows:
         raise ValueError(f"{name}: expected {rows} ids (one per embedding row), got {len(ids)}")
@@ -425,8 +428,8 @@ def dense_run(
     """
     check_embeddings("doc_embeddings", doc_embeddings)
     check_embeddings("query_embeddings", query_embeddings, dim=doc_embeddings.shape[1], min_rows=0)
-    query_ids = _check_ids("query_ids", query_ids, query_embeddings.shape[0])
-    doc_ids = _check_ids("doc_ids", doc_ids, doc_embeddings.shape[0])
+    query_ids = check_ids("query_ids", query_ids, query_embeddings.shape[0])
+    doc_ids = check_ids("doc_ids", doc_ids, doc_embeddings.shape[0])
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k: expected a positive integer, got {k!r}")
     if chunk_size < 1:

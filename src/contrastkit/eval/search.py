@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from contrastkit.eval.retrieval import check_ids
+
 try:
     import faiss
 except ImportError as error:  # pragma: no cover - depends on the environment
@@ -43,6 +45,7 @@ METRICS = ("ip", "l2")
 FORMAT = "contrastkit-dense-index"
 FORMAT_VERSION = 1
 INDEX_FILE, IDS_FILE, MANIFEST_FILE = "index.faiss", "ids.json", "manifest.json"
+
 
 
 def _as_matrix(name: str, values: torch.Tensor | np.ndarray, *, dim: int | None = None) -> np.ndarray:
@@ -65,20 +68,6 @@ def _as_matrix(name: str, values: torch.Tensor | np.ndarray, *, dim: int | None 
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: expected finite values, got {int((~np.isfinite(array)).sum())} NaN/inf entries")
     return array
-
-
-def _check_ids(ids: Sequence[str], rows: int) -> list[str]:
-    if isinstance(ids, str):
-        raise ValueError("ids: expected a list of string ids, got a single string")
-    ids = [str(identifier) for identifier in ids]
-    if len(ids) != rows:
-        raise ValueError(f"ids: expected {rows} ids (one per embedding row), got {len(ids)}")
-    seen: set[str] = set()
-    for identifier in ids:
-        if identifier in seen:
-            raise ValueError(f"ids: expected unique ids, got {identifier!r} more than once")
-        seen.add(identifier)
-    return ids
 
 
 def _check_positive(name: str, value: Any) -> int:
@@ -116,7 +105,7 @@ class DenseIndex:
         if metric not in METRICS:
             raise ValueError(f"metric: expected one of {', '.join(METRICS)}, got {metric!r}")
         self.index = index
-        self._ids = _check_ids(ids, int(index.ntotal))
+        self._ids = check_ids("ids", ids, int(index.ntotal))
         if not self._ids:
             raise ValueError("index: expected at least one vector, got an empty index")
         self.kind = kind
@@ -168,7 +157,7 @@ class DenseIndex:
         count, dim = vectors.shape
         if count == 0:
             raise ValueError(f"embeddings: expected at least one row to index, got shape {tuple(vectors.shape)}")
-        ids = _check_ids(ids, count)
+        ids = check_ids("ids", ids, count)
         if normalize:
             faiss.normalize_L2(vectors)
         faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2

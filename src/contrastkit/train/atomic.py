@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,20 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def replace_directory(staging: str | Path, target: str | Path) -> None:
+    """Move a fully written ``staging`` folder to ``target``, replacing any folder there.
+
+    ``os.replace`` cannot overwrite a non-empty folder, so an existing ``target`` is first
+    renamed aside, then removed: a reader sees the old folder or the new one, never a
+    half-written one (at worst, for an instant, none).
+    """
+    staging, target = Path(staging), Path(target)
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
+    os.replace(target, retired)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)

@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from contrastkit.train.atomic import atomic_write_json
+from contrastkit.train.atomic import atomic_write_json, replace_directory
 from contrastkit.train.seed import capture_rng_state, restore_rng_state
 
 FORMAT_VERSION = 1
@@ -127,13 +127,7 @@ def save_checkpoint(
             json.dump(meta, handle, indent=2)
             handle.flush()
             os.fsync(handle.fileno())
-        if final.exists():  # re-running a step after a resume: swap the old folder out first
-            trash = root / f".old-{name}-{os.getpid()}"
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_directory(tmp, final)  # re-running a step after a resume replaces the old folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from contrastkit.train.atomic import atomic_write_json
+from contrastkit.train.atomic import atomic_write_json, replace_directory
 
 MANIFEST_FILE = "manifest.json"
 
@@ -87,9 +86,7 @@ def embed_corpus(
             "created": _dt.datetime.now().isoformat(timespec="seconds"),
         }  # fmt: skip
         atomic_write_json(staging / MANIFEST_FILE, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        replace_directory(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
