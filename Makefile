@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,text]'
+	$(PIP) install -q -e '.[dev,text,graph]'
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
-	$(PIP) install -q -e '.[dev,text,bench]'
+	$(PIP) install -q -e '.[dev,text,graph,bench]'
 	touch $(BENCH_STAMP)
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist package; install it when apt is available.

@@ -182,10 +182,10 @@ def test_resume_of_an_interrupted_run_reproduces_the_same_losses(run_copy, finis
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        (["train", "nope"], "unknown recipe 'nope'; expected one of: autotcl, cocosoda, code-search, contriever, simclr-fashion-mnist, ts2vec"),
+        (["train", "nope"], "unknown recipe 'nope'; expected one of: autotcl, bgrl-debian, cocosoda, code-search, contriever"),
         (["train", "missing.yaml"], "recipe file missing.yaml does not exist"),
         (["train", *TINY, "--set", "method.name=nope"], "unknown method 'nope'; expected one of: autotcl, barlow-twins"),
-        (["train", *TINY, "--set", "data.name=nope"], "unknown dataset 'nope'; expected one of: beir:PATH, digits"),
+        (["train", *TINY, "--set", "data.name=nope"], "unknown dataset 'nope'; expected one of: beir:PATH, debian-packages, debian-tags, digits"),
         (["train", "--set", "bogus.x=1"], "unknown section 'bogus'; expected one of"),
         (["train", "--set", "train.lr"], "--set expects key=value (e.g. train.lr=0.01), got 'train.lr'"),
         (["train", "--set", "train.nope=1"], "train: unknown key(s) ['nope']; expected some of:"),
@@ -194,6 +194,8 @@ def test_resume_of_an_interrupted_run_reproduces_the_same_losses(run_copy, finis
         (["train", "ts2vec", "--set", "data=digits"],
          "dataset 'digits' is 'image' data, but method 'ts2vec' trains on 'series' data"),
         (["train", "--set", "data=ucr:GunPoint"], "methods for 'series' data: autotcl, ts2vec"),
+        (["train", "grace-debian", "--set", "data=digits"], "methods for 'image' data: barlow-twins"),
+        (["train", "--set", "data=karate-club"], "methods for 'graph' data: bgrl, dsla, grace"),
     ],
 )
 def test_bad_train_input_exits_2_with_one_error_line(arguments, expected, tmp_path, monkeypatch):

@@ -59,3 +59,8 @@ def test_readme_time_series_example_runs() -> None:
 def test_readme_text_example_runs() -> None:
     namespace = _run_readme_block("multiple_negatives_ranking")
     assert namespace["encoder"].transformer.embeddings.word_embeddings.weight.grad is not None
+
+
+def test_readme_graph_example_runs() -> None:
+    namespace = _run_readme_block("grace_loss")
+    assert namespace["encoder"].convs[0].lin.weight.grad is not None

@@ -1,4 +1,4 @@
-"""Command line: ``contrastkit train | eval | embed | search | list``.
+"""Command line: ``contrastkit train | eval | embed | search | list | data``.
 
 ``contrastkit train`` with no argument runs the main job (SimCLR on Fashion-MNIST)
 and prints the run directory's path as its last line.
@@ -143,6 +143,30 @@ def search(
             typer.echo(f"  {rank:>3}  {score:.4f}  {doc_id}" + (f"  {snippet}" if snippet else ""))
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Build the datasets that are made from files on this machine.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("build-debian-packages")
+def build_debian_packages(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for debian-packages.npz and its manifest."),
+    lists_dir: Path = typer.Option(Path("/var/lib/apt/lists"), "--lists-dir",
+                                   help="Where `apt-get update` left the package index."),
+) -> None:
+    """Rebuild the debian-packages graph snapshot from this machine's live apt index.
+
+    Use it with `--set data.data_dir=OUT` on the debian-packages and debian-tags datasets.
+    """
+    from contrastkit.data.debian_packages import rebuild_from_apt
+
+    try:
+        path = rebuild_from_apt(out, lists_dir)
+    except (ValueError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    typer.echo(str(path))
+
+
 @app.command("list")
 def list_registered() -> None:
     """List the registered methods, datasets, encoders, view presets and recipes."""
@@ -154,12 +178,20 @@ def list_registered() -> None:
     from contrastkit.views.series import series_view_preset_names
     from contrastkit.views.text import text_view_preset_names
 
+    modalities = ("image", "series", "text", "graph", "graphs", "interactions")
     typer.echo("methods:      " + "; ".join(
-        f"{modality}: {', '.join(method_names(modality))}" for modality in ("image", "series", "text")
+        f"{modality}: {', '.join(method_names(modality))}" for modality in modalities
     ))  # fmt: skip
     typer.echo("encoders:     " + ", ".join(encoder_names()))
+    try:  # the graph views need the optional torch-geometric
+        from contrastkit.views.graph import graph_view_preset_names
+
+        graph_presets = ", ".join(graph_view_preset_names())
+    except ImportError:
+        graph_presets = "(pip install 'contrastkit[graph]')"
     typer.echo("view presets: image: " + ", ".join(view_preset_names()) + "; series: "
-               + ", ".join(series_view_preset_names()) + "; text: " + ", ".join(text_view_preset_names()))
+               + ", ".join(series_view_preset_names()) + "; text: " + ", ".join(text_view_preset_names())
+               + "; graph: " + graph_presets)
     typer.echo("recipes:      " + ", ".join(recipe_names()))
     typer.echo("datasets:")
     descriptions = dataset_descriptions()

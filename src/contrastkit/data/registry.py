@@ -34,6 +34,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.series",
     "contrastkit.data.stdlib_code",
     "contrastkit.data.text_files",
+    "contrastkit.data.graph",
 )
 
 

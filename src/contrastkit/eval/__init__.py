@@ -13,10 +13,17 @@ from contrastkit.eval.generation import (
     repetition,
 )
 from contrastkit.eval.geometry import alignment, alignment_uniformity, uniformity
+from contrastkit.eval.graph import (
+    link_prediction,
+    node_classification,
+    node_split,
+    split_edges,
+)
 from contrastkit.eval.knn import knn_accuracy, knn_scores
 from contrastkit.eval.knn_detection import KNNDetector
 from contrastkit.eval.linear_probe import fit_logistic_regression, linear_probe_accuracy
 from contrastkit.eval.plots import plot_embedding_2d, plot_loss_curve
+from contrastkit.eval.recommendation import popularity_scores, recall_ndcg_at_k
 from contrastkit.eval.report import evaluate_representation, format_table, print_table
 from contrastkit.eval.retrieval import (
     dense_run,
@@ -44,12 +51,18 @@ __all__ = [
     "knn_scores",
     "KNNDetector",
     "linear_probe_accuracy",
+    "link_prediction",
     "map_at_r",
+    "node_classification",
+    "node_split",
     "plot_embedding_2d",
     "plot_loss_curve",
+    "popularity_scores",
     "print_table",
     "ranking_metrics",
+    "recall_ndcg_at_k",
     "repetition",
+    "split_edges",
     "sts_spearman",
     "svm_probe",
     "uniformity",

@@ -18,7 +18,9 @@ from contrastkit.functional.contrastive import (
 )
 from contrastkit.functional.core import contrastive_loss_from_logits
 from contrastkit.functional.distillation import distillation_loss, dse_pair_features
+from contrastkit.functional.dsla import dsla_loss, receptive_field_edit_counts
 from contrastkit.functional.geometry import alignment, mmd, uniformity
+from contrastkit.functional.graph import grace_loss, graphcl_loss
 from contrastkit.functional.hierarchical import (
     grouped_nt_xent,
     hierarchical_contrastive,
@@ -29,7 +31,19 @@ from contrastkit.functional.paired import (
     default_chunk_size,
     paired_contrastive_loss,
 )
+from contrastkit.functional.pot import (
+    gcn_bounds,
+    pot_loss,
+    pot_node_compactness,
+    pot_regularized_loss,
+)
 from contrastkit.functional.ranking import multiple_negatives_ranking
+from contrastkit.functional.recommendation import (
+    bpr_loss,
+    lightgcl_loss,
+    mclrec_regularizer,
+    simgcl_perturb,
+)
 from contrastkit.functional.redundancy import barlow_twins, vicreg, vicreg_terms
 from contrastkit.functional.tiled import (
     DEFAULT_CHUNK_SIZE,
@@ -41,18 +55,25 @@ from contrastkit.functional.tiled import (
 __all__ = [
     "alignment",
     "barlow_twins",
+    "bpr_loss",
     "CACHE_MAX_BYTES",
     "clip_loss",
     "contrastive_loss_from_logits",
     "dcl",
     "dclw",
-    "DEFAULT_CHUNK_SIZE",
     "default_chunk_size",
+    "DEFAULT_CHUNK_SIZE",
     "distillation_loss",
     "dse_pair_features",
+    "dsla_loss",
+    "gcn_bounds",
+    "grace_loss",
+    "graphcl_loss",
     "grouped_nt_xent",
     "hierarchical_contrastive",
     "info_nce",
+    "lightgcl_loss",
+    "mclrec_regularizer",
     "mmd",
     "multi_level_contrastive",
     "multiple_negatives_ranking",
@@ -60,7 +81,12 @@ __all__ = [
     "negative_cosine",
     "nt_xent",
     "paired_contrastive_loss",
+    "pot_loss",
+    "pot_node_compactness",
+    "pot_regularized_loss",
+    "receptive_field_edit_counts",
     "siglip_loss",
+    "simgcl_perturb",
     "supcon",
     "tiled_contrastive_loss",
     "tiled_siglip_loss",

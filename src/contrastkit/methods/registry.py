@@ -13,7 +13,9 @@ from contrastkit.methods.base import Method
 from contrastkit.methods.byol import BYOL
 from contrastkit.methods.cocosoda import CoCoSoDa
 from contrastkit.methods.contriever import Contriever
+from contrastkit.methods.graph import BGRL, DSLA, GRACE, GraphCL
 from contrastkit.methods.mnrl import MultipleNegativesRanking
+from contrastkit.methods.recommendation import LightGCL, LightGCNBPR, SimGCL
 from contrastkit.methods.moco import MoCo
 from contrastkit.methods.simclr import SimCLR
 from contrastkit.methods.simcse import SimCSE
@@ -36,6 +38,13 @@ METHODS: dict[str, type[Method]] = {
     "simcse": SimCSE,
     "contriever": Contriever,
     "cocosoda": CoCoSoDa,
+    "grace": GRACE,
+    "bgrl": BGRL,
+    "graphcl": GraphCL,
+    "dsla": DSLA,
+    "lightgcn": LightGCNBPR,
+    "simgcl": SimGCL,
+    "lightgcl": LightGCL,
 }
 
 

@@ -1,12 +1,15 @@
-"""Encoders and heads: image ResNets, MLPs, projector/predictor MLPs, momentum copies.
+"""Encoders and heads: image ResNets, MLPs, GNNs, LightGCN, projector/predictor MLPs, momentum copies.
 
 Encoders map an input batch to a representation ``[B, output_dim]``; heads map
 representations to the space the objective sees.
 """
 
 from contrastkit.nn.asymmetric import AsymmetricProjection
+from contrastkit.nn.augmenters import Augmenter, MetaAugmenters, meta_step
 from contrastkit.nn.experts import ExpertRouting, add_routed_experts
+from contrastkit.nn.gnn import GNNEncoder, graph_readout
 from contrastkit.nn.heads import PredictionHead, ProjectionHead
+from contrastkit.nn.lightgcn import LightGCN
 from contrastkit.nn.mlp import MLPEncoder
 from contrastkit.nn.momentum import MomentumEncoder
 from contrastkit.nn.registry import ENCODERS, build_encoder, encoder_names
@@ -21,13 +24,19 @@ from contrastkit.nn.whitening import ShuffledGroupWhitening
 __all__ = [
     "add_routed_experts",
     "AsymmetricProjection",
+    "Augmenter",
     "BasicBlock",
     "build_encoder",
     "DilatedConvEncoder",
     "encoder_names",
     "ENCODERS",
     "ExpertRouting",
+    "GNNEncoder",
+    "graph_readout",
+    "LightGCN",
     "max_pool_time",
+    "meta_step",
+    "MetaAugmenters",
     "MLPEncoder",
     "MomentumEncoder",
     "PredictionHead",

@@ -50,12 +50,32 @@ def _transformer(**kwargs: object) -> nn.Module:
     return TextEncoder(**kwargs)  # type: ignore[arg-type]
 
 
+def _gnn(conv: str) -> Callable[..., nn.Module]:
+    def build(in_channels: int, **kwargs: object) -> nn.Module:
+        # Imported here: torch-geometric is the optional `graph` extra.
+        from contrastkit.nn.gnn import GNNEncoder
+
+        return GNNEncoder(in_channels, conv=conv, **kwargs)  # type: ignore[arg-type]
+
+    return build
+
+
+def _lightgcn(**kwargs: object) -> nn.Module:
+    from contrastkit.nn.lightgcn import LightGCN
+
+    return LightGCN(**kwargs)  # type: ignore[arg-type]
+
+
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "small-resnet": _small_resnet,
     "resnet18-small": _resnet18_small,
     "mlp": _mlp,
     "ts-dilated-conv": _ts_dilated_conv,
     "transformer": _transformer,
+    "gcn": _gnn("gcn"),
+    "gat": _gnn("gat"),
+    "gin": _gnn("gin"),
+    "lightgcn": _lightgcn,
 }
 """Encoder factories by name. Every built encoder has an ``output_dim`` attribute."""
 

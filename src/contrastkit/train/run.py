@@ -96,6 +96,17 @@ def build_method_from_config(config: dict[str, Any], splits: DatasetSplits) -> M
             view_options.setdefault("pad_token_id", pad_token_id)
         views = build_text_views(view_options.pop("preset"), **view_options)
         return build_method(name, encoder, views, **method_options)
+    if splits.modality in ("graph", "graphs"):
+        from contrastkit.views.graph import build_graph_views
+
+        encoder = build_encoder(encoder_options.pop("name"), in_channels=splits.input_shape[0], **encoder_options)
+        views = build_graph_views(view_options.pop("preset", "none"), **view_options)
+        return build_method(name, encoder, views, **method_options)
+    if splits.modality == "interactions":
+        train = splits.train
+        encoder = build_encoder(encoder_options.pop("name"), num_users=train.num_users, num_items=train.num_items,
+                                train_pairs=train.pairs, **encoder_options)
+        return build_method(name, encoder, (), **method_options)
     if splits.modality == "series":
         encoder = build_encoder(encoder_options.pop("name"), in_channels=splits.input_shape[0], **encoder_options)
         views = build_series_views(view_options.pop("preset"), **view_options)
@@ -181,11 +192,24 @@ class Evaluator:
 
 
 def build_evaluator(splits: DatasetSplits, config: EvalConfig, device: torch.device, seed: int) -> Any:
-    """The evaluator for the data's modality: retrieval for text, kNN and probes otherwise."""
+    """The evaluator for the data's modality: retrieval for text, node probes and link prediction
+    for a graph, ranking for interactions, kNN and probes otherwise."""
     if splits.modality == "text":
         from contrastkit.train.text_eval import TextEvaluator
 
         return TextEvaluator(splits, config, device, seed)
+    if splits.modality == "graph":
+        from contrastkit.train.graph_eval import NodeGraphEvaluator
+
+        return NodeGraphEvaluator(splits, config, device, seed)
+    if splits.modality == "graphs":
+        from contrastkit.train.graph_eval import GraphSetEvaluator
+
+        return GraphSetEvaluator(splits, config, device, seed)
+    if splits.modality == "interactions":
+        from contrastkit.train.recommendation_eval import RecommendationEvaluator
+
+        return RecommendationEvaluator(splits, config, device, seed)
     return Evaluator(splits, config, device, seed)
 
 
@@ -354,16 +378,29 @@ def _run(
     if evaluation.plots:
         plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png", keys=["loss"],
                         title=f"{config['method']['name']} on {splits.name}")
-        if test_features is not None:
-            plot_embedding_2d(test_features, evaluator.test.labels, run_dir / "embedding_2d.png",
+        plot_labels = getattr(evaluator, "plot_labels", None)
+        if plot_labels is None:
+            plot_labels = getattr(evaluator.test, "labels", None)
+        if test_features is not None and plot_labels is not None:
+            plot_embedding_2d(test_features, plot_labels, run_dir / "embedding_2d.png",
                               method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
                               title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
     if verbose:
-        protocol = (f"dense retrieval, trec_eval; test queries {len(evaluator.test)}" if splits.modality == "text"
-                    else f"kNN k={evaluation.knn_k}, τ={evaluation.knn_temperature}; test rows {len(evaluator.test)}")
+        protocol = _protocol(splits.modality, evaluation, len(evaluator.test))
         print_table({"learned": learned, **baselines}, columns=evaluator.columns(),
                     title=f"{config['method']['name']} on {splits.name} ({protocol})")
     return run_dir, metrics
+
+
+def _protocol(modality: str, evaluation: EvalConfig, test_rows: int) -> str:
+    """The one-line description of how the result table was measured."""
+    if modality == "text":
+        return f"dense retrieval, trec_eval; test queries {test_rows}"
+    if modality == "graph":
+        return f"logistic probe on {test_rows} test nodes; link prediction on held-out edges"
+    if modality == "interactions":
+        return f"full ranking, training items masked; {test_rows} test users"
+    return f"kNN k={evaluation.knn_k}, τ={evaluation.knn_temperature}; test rows {test_rows}"
 
 
 def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]:

@@ -6,6 +6,10 @@ solarize, noise) and the SimCLR / MoCo v2 / BYOL presets.
 ``series``: batched time-series augmentations (TS2Vec's overlapping crops and
 timestamp masks, jitter, scaling, permutation, time warp, TERA's alterations,
 CAB-KWS's speed and volume) and their presets.
+
+``graph`` (import :mod:`contrastkit.views.graph`; it needs the ``graph`` extra):
+edge dropping, feature masking, node dropping, random-walk subgraphs, PPR
+diffusion, D-SLA's edge perturbation and LightGCL's low-rank SVD view.
 """
 
 from contrastkit.views.image import (
