@@ -112,7 +112,9 @@ def test_prediction_head_structure():
 
 
 def test_registry_builds_every_encoder():
-    assert encoder_names() == sorted(ENCODERS) == ["mlp", "resnet18-small", "small-resnet", "transformer", "ts-dilated-conv"]
+    assert encoder_names() == sorted(ENCODERS) == [
+        "gat", "gcn", "gin", "lightgcn", "mlp", "resnet18-small", "small-resnet", "transformer", "ts-dilated-conv",
+    ]
     x = torch.randn(2, 1, 28, 28)
     for name in ["small-resnet", "mlp"]:
         encoder = build_encoder(name, in_channels=1, image_size=28)

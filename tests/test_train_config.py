@@ -24,6 +24,7 @@ from contrastkit.train.config import (
     validate_config,
 )
 from contrastkit.train.trainer import TrainConfig
+from contrastkit.views.graph import graph_view_preset_names
 from contrastkit.views.image import view_preset_names
 from contrastkit.views.series import series_view_preset_names
 from contrastkit.views.text import text_view_preset_names
@@ -205,7 +206,8 @@ def test_every_shipped_recipe_loads_and_names_registered_parts(name):
     assert isinstance(config["seed"], int)
     assert config["data"]["name"] in dataset_names()
     assert config["encoder"]["name"] in encoder_names()
-    assert config["views"]["preset"] in view_preset_names() + series_view_preset_names() + text_view_preset_names()
+    presets = view_preset_names() + series_view_preset_names() + text_view_preset_names() + graph_view_preset_names()
+    assert config["views"]["preset"] in presets
     assert config["method"]["name"] in method_names()
     options = {key for key in config["method"] if key != "name"}
     assert options <= set(method_options(config["method"]["name"]))

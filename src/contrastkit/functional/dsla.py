@@ -36,6 +36,8 @@ message-passing output.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -51,10 +53,6 @@ __all__ = [
     "dsla_loss",
     "receptive_field_edit_counts",
 ]
-
-# Reachability is computed for this many (target, node) entries at a time.
-_REACH_BLOCK = 1 << 22
-
 
 def _check_matrix(name: str, tensor: torch.Tensor, *, rows: int | None = None, min_columns: int = 1) -> None:
     if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2:
@@ -347,16 +345,24 @@ def receptive_field_edit_counts(
         return counts
     targets, multiplicity = torch.unique(edited[1].to(device), return_counts=True)
     hops = num_layers - 1 + int(degree_normalized)
-    source, target = edge_index[0], edge_index[1]
-    block = max(1, _REACH_BLOCK // max(num_nodes, edge_index.shape[1], 1))
-    for start in range(0, targets.shape[0], block):
-        chunk = targets[start : start + block]
-        # reach[t, s]: edited target chunk[t] reaches node s within `hops` steps.
-        reach = torch.zeros(chunk.shape[0], num_nodes, dtype=torch.bool, device=device)
-        reach[torch.arange(chunk.shape[0], device=device), chunk] = True
+    # reach[v, s] = 1 when the edited target v reaches s within `hops` steps: a sparse boolean
+    # matrix grown one step at a time (reach <- reach + reach @ step, then back to 0/1), so a
+    # node reached along several paths still counts each edit once. Sparse products keep the
+    # cost proportional to the reached pairs instead of (targets x edges).
+    shape = (num_nodes, num_nodes)
+
+    def binary(indices: torch.Tensor) -> torch.Tensor:
+        values = torch.ones(indices.shape[1], dtype=torch.float32, device=device)
+        return torch.sparse_coo_tensor(indices, values, shape, check_invariants=False).coalesce()
+
+    step = binary(binary(edge_index).indices())  # duplicate edges count once
+    reach = binary(torch.stack([targets, targets]))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         for _ in range(hops):
-            spread = torch.zeros(chunk.shape[0], num_nodes, dtype=torch.int32, device=device)
-            spread.index_add_(1, target, reach[:, source].to(torch.int32))
-            reach = reach | (spread > 0)
-        counts += (reach.long() * multiplicity[start : start + block].unsqueeze(1)).sum(0)
+            reach = binary((reach + torch.sparse.mm(reach, step)).coalesce().indices())
+    weight = torch.zeros(num_nodes, dtype=torch.long, device=device)
+    weight[targets] = multiplicity
+    rows, columns = reach.indices()
+    counts.index_add_(0, columns, weight[rows])
     return counts
