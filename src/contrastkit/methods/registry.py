@@ -15,8 +15,8 @@ from contrastkit.methods.cocosoda import CoCoSoDa
 from contrastkit.methods.contriever import Contriever
 from contrastkit.methods.graph import BGRL, DSLA, GRACE, GraphCL
 from contrastkit.methods.mnrl import MultipleNegativesRanking
-from contrastkit.methods.recommendation import LightGCL, LightGCNBPR, SimGCL
 from contrastkit.methods.moco import MoCo
+from contrastkit.methods.recommendation import LightGCL, LightGCNBPR, SimGCL
 from contrastkit.methods.simclr import SimCLR
 from contrastkit.methods.simcse import SimCSE
 from contrastkit.methods.simsiam import SimSiam
