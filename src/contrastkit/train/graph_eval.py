@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from contrastkit.data.registry import DatasetSplits
+from contrastkit.eval.features import extract_features
 from contrastkit.eval.graph import link_prediction, node_classification
 from contrastkit.eval.report import evaluate_representation
 from contrastkit.methods.base import Method
@@ -108,18 +109,15 @@ class GraphSetEvaluator:
         self.num_classes = splits.num_classes
 
     def _embed(self, method: Method, dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled graph embeddings and labels of ``dataset`` (eval mode)."""
         was_training = method.training
         method.eval()
-        rows, labels = [], []
         try:
-            with torch.no_grad():
-                for start in range(0, len(dataset), self.config.batch_size):
-                    batch = dataset.__getitems__(list(range(start, min(start + self.config.batch_size, len(dataset)))))
-                    rows.append(method.embed(batch.inputs.to(self.device)).float().cpu())
-                    labels.append(batch.labels)
+            features, labels = extract_features(method.embed, dataset, self.config.batch_size, self.device)
         finally:
             method.train(was_training)
-        return torch.cat(rows), torch.cat(labels)
+        assert labels is not None  # every graph of the bank is labelled
+        return features, labels
 
     def _score(self, train: torch.Tensor, test: torch.Tensor, train_labels: torch.Tensor, test_labels: torch.Tensor,
                linear: bool | None = None) -> dict[str, float]:
@@ -154,7 +152,3 @@ class GraphSetEvaluator:
 
     def columns(self) -> list[str]:
         return ["knn_top1", "linear_top1"]
-
-    @property
-    def plot_labels(self) -> torch.Tensor:
-        return self.test.__getitems__(list(range(len(self.test)))).labels

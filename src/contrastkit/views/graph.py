@@ -55,6 +55,8 @@ from torch_geometric.utils import subgraph as pyg_subgraph
 
 from contrastkit.data.graph_pairs import sample_non_edges
 from contrastkit.errors import unknown_name_error
+from contrastkit.views._checks import check_int as _check_int
+from contrastkit.views._checks import fail as _fail
 
 __all__ = [
     "GRAPH_VIEW_PRESETS",
@@ -84,22 +86,12 @@ EDGE_KEYS = ("edge_weight", "edge_attr", "edge_type", "e_id")
 # -- checks and random numbers ----------------------------------------------------------
 
 
-def _fail(owner: str, what: str, got: object) -> None:
-    raise ValueError(f"{owner}: expected {what}, got {got!r}")
-
-
 def _check_probability(owner: str, name: str, value: float, *, allow_one: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         _fail(owner, f"a number {name}", value)
     if not (0.0 <= value <= 1.0 if allow_one else 0.0 <= value < 1.0):
         _fail(owner, f"{name} in [0, 1{']' if allow_one else ')'}", value)
     return float(value)
-
-
-def _check_int(owner: str, name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(owner, f"an int {name} >= {minimum}", value)
-    return int(value)
 
 
 def _check_edge_index(owner: str, edge_index: object, num_nodes: int | None) -> torch.Tensor:

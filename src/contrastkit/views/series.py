@@ -43,6 +43,8 @@ import torch
 from torch import nn
 
 from contrastkit.errors import unknown_name_error
+from contrastkit.views._checks import check_int as _check_int
+from contrastkit.views._checks import fail as _fail
 
 __all__ = [
     "SERIES_VIEW_PRESETS",
@@ -79,10 +81,6 @@ def _check_series(owner: str, x: object) -> None:
         raise ValueError(f"{owner}: expected a floating-point series batch (NaN marks padding), got dtype {x.dtype}")
 
 
-def _fail(owner: str, what: str, got: object) -> None:
-    raise ValueError(f"{owner}: expected {what}, got {got!r}")
-
-
 def _check_probability(owner: str, name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         _fail(owner, f"{name} in [0, 1]", value)
@@ -93,12 +91,6 @@ def _check_non_negative(owner: str, name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
         _fail(owner, f"a finite {name} >= 0", value)
     return float(value)
-
-
-def _check_int(owner: str, name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(owner, f"an int {name} >= {minimum}", value)
-    return int(value)
 
 
 def _check_range(owner: str, name: str, value: object, *, positive: bool) -> tuple[float, float]:
