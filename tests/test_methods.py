@@ -11,6 +11,14 @@ from contrastkit.nn.registry import build_encoder
 from contrastkit.views.image import build_views
 from tests.conftest import make_method
 
+#: Methods that read the encoder's intermediate maps (``feature_maps``) need a convolutional encoder.
+NEEDS_FEATURE_MAPS = {"obow", "spark"}
+
+
+def _make(name: str):
+    options = {"queue_size": 32} if name in ("moco", "mochi") else {}
+    return make_method(name, encoder="resnet" if name in NEEDS_FEATURE_MAPS else "mlp", **options)
+
 
 def _batch(n: int = 16, labels: bool = True) -> Batch:
     generator = torch.Generator().manual_seed(0)
@@ -19,7 +27,7 @@ def _batch(n: int = 16, labels: bool = True) -> Batch:
 
 @pytest.mark.parametrize("name", method_names("image"))
 def test_forward_gives_finite_loss_and_gradients_reach_the_encoder(name):
-    method = make_method(name, **({"queue_size": 32} if name == "moco" else {}))
+    method = _make(name)
     output = method(_batch())
     assert output.loss.dim() == 0 and torch.isfinite(output.loss)
     assert "loss" in output.logs and isinstance(output.logs["loss"], float)
@@ -30,11 +38,14 @@ def test_forward_gives_finite_loss_and_gradients_reach_the_encoder(name):
 
 @pytest.mark.parametrize("name", method_names("image"))
 def test_embed_is_the_unaugmented_backbone(name):
-    method = make_method(name, **({"queue_size": 32} if name == "moco" else {})).eval()
+    method = _make(name).eval()
     x = _batch().inputs
     embedded = method.embed(x)
-    assert embedded.shape == (16, 32)
-    assert torch.equal(embedded, method.encoder(x))
+    if name == "sepclr":  # two backbones: the representation is [common, salient]
+        assert torch.equal(embedded, torch.cat([method.common(x), method.salient(x)], dim=1))
+    else:
+        assert embedded.shape == (16, method.encoder.output_dim)
+        assert torch.equal(embedded, method.encoder(x))
     assert not embedded.requires_grad
 
 
@@ -88,7 +99,7 @@ def test_supervised_loss_uses_labels():
 
 @pytest.mark.parametrize("name", method_names("image"))
 def test_batch_of_one_is_refused(name):
-    method = make_method(name, **({"queue_size": 32} if name == "moco" else {}))
+    method = _make(name)
     with pytest.raises(ValueError, match="at least 2"):
         method(_batch(n=1))
 

@@ -129,3 +129,14 @@ def test_registry_errors():
         build_encoder("resnet50")
     with pytest.raises(ValueError, match="input_dim"):
         build_encoder("mlp")
+
+
+def test_small_resnet_feature_maps_are_the_stages_and_pool_to_forward():
+    from contrastkit.nn.resnet import SmallResNet
+
+    torch.manual_seed(0)
+    encoder = SmallResNet(in_channels=1, widths=(8, 16, 32), stem_stride=1).eval()
+    x = torch.randn(3, 1, 16, 16)
+    maps = encoder.feature_maps(x)
+    assert [tuple(m.shape) for m in maps] == [(3, 8, 16, 16), (3, 16, 8, 8), (3, 32, 4, 4)]
+    torch.testing.assert_close(maps[-1].mean(dim=(2, 3)), encoder(x))

@@ -5,6 +5,12 @@ plain floats; accuracies are fractions in ``[0, 1]``.
 """
 
 from contrastkit.eval.features import extract_features
+from contrastkit.eval.fewshot import (
+    evaluate_episodes,
+    opta,
+    sample_episodes,
+    transport_plan,
+)
 from contrastkit.eval.generation import (
     contrastive_search,
     diversity,
@@ -21,8 +27,18 @@ from contrastkit.eval.graph import (
 )
 from contrastkit.eval.knn import knn_accuracy, knn_scores
 from contrastkit.eval.knn_detection import KNNDetector
+from contrastkit.eval.label_fractions import (
+    label_fraction_probe,
+    stratified_label_subset,
+)
 from contrastkit.eval.linear_probe import fit_logistic_regression, linear_probe_accuracy
 from contrastkit.eval.plots import plot_embedding_2d, plot_loss_curve
+from contrastkit.eval.prompt_segmentation import (
+    jaccard_index,
+    mean_iou,
+    prompt_segment,
+    similarity_histogram_overlap,
+)
 from contrastkit.eval.recommendation import popularity_scores, recall_ndcg_at_k
 from contrastkit.eval.report import evaluate_representation, format_table, print_table
 from contrastkit.eval.retrieval import (
@@ -66,4 +82,16 @@ __all__ = [
     "sts_spearman",
     "svm_probe",
     "uniformity",
+]
+__all__ += [  # seed-paper components
+    "evaluate_episodes",
+    "jaccard_index",
+    "label_fraction_probe",
+    "mean_iou",
+    "opta",
+    "prompt_segment",
+    "sample_episodes",
+    "similarity_histogram_overlap",
+    "stratified_label_subset",
+    "transport_plan",
 ]

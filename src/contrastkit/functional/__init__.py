@@ -6,6 +6,13 @@ InfoNCE-family objectives are thin wrappers over
 """
 
 from contrastkit.functional.bootstrap import negative_cosine
+from contrastkit.functional.cluster_agreement import (
+    cluster_agreement_loss,
+    mask_slice_embeddings,
+    masked_embedding_prediction_loss,
+    sinkhorn_knopp,
+    swapped_prediction_loss,
+)
 from contrastkit.functional.contrastive import (
     clip_loss,
     dcl,
@@ -25,12 +32,31 @@ from contrastkit.functional.hierarchical import (
     grouped_nt_xent,
     hierarchical_contrastive,
 )
+from contrastkit.functional.joint_contrast import (
+    joint_to_joint_loss,
+    joint_to_nonjoint_loss,
+    sample_volume_features,
+)
+from contrastkit.functional.kernel_contrast import (
+    anatcl_loss,
+    kernel_weighted_info_nce,
+    rbf_kernel_weights,
+)
+from contrastkit.functional.mixing import mix_inputs, mixed_barlow_twins_regularizer
+from contrastkit.functional.mmc import (
+    local_to_global_distillation,
+    masked_patch_l1,
+    mmc_loss,
+    moco_v3_contrastive,
+)
 from contrastkit.functional.multilevel import multi_level_contrastive
+from contrastkit.functional.noiseclr import noise_differences, noiseclr_loss
 from contrastkit.functional.paired import (
     CACHE_MAX_BYTES,
     default_chunk_size,
     paired_contrastive_loss,
 )
+from contrastkit.functional.pcl_sr import pcl_sr_contrastive
 from contrastkit.functional.pot import (
     gcn_bounds,
     pot_loss,
@@ -45,11 +71,27 @@ from contrastkit.functional.recommendation import (
     simgcl_perturb,
 )
 from contrastkit.functional.redundancy import barlow_twins, vicreg, vicreg_terms
+from contrastkit.functional.sbcl import sbcl_class_temperatures, sbcl_loss
+from contrastkit.functional.sepclr import (
+    align_loss,
+    joint_entropy_loss,
+    sepclr_loss,
+    uniform_loss,
+)
+from contrastkit.functional.supremix import (
+    label_distance_weights,
+    supremix_loss,
+    supremix_mixtures,
+)
 from contrastkit.functional.tiled import (
     DEFAULT_CHUNK_SIZE,
     NAIVE_MAX_LOGITS_BYTES,
     tiled_contrastive_loss,
     tiled_siglip_loss,
+)
+from contrastkit.functional.weighted_infonce import (
+    game4loc_smoothing,
+    weighted_info_nce,
 )
 
 __all__ = [
@@ -94,4 +136,37 @@ __all__ = [
     "vicreg",
     "vicreg_terms",
     "von_mises_weights",
+]
+__all__ += [  # seed-paper components
+    "align_loss",
+    "anatcl_loss",
+    "cluster_agreement_loss",
+    "game4loc_smoothing",
+    "joint_entropy_loss",
+    "joint_to_joint_loss",
+    "joint_to_nonjoint_loss",
+    "kernel_weighted_info_nce",
+    "label_distance_weights",
+    "local_to_global_distillation",
+    "mask_slice_embeddings",
+    "masked_embedding_prediction_loss",
+    "masked_patch_l1",
+    "mix_inputs",
+    "mixed_barlow_twins_regularizer",
+    "mmc_loss",
+    "moco_v3_contrastive",
+    "noise_differences",
+    "noiseclr_loss",
+    "pcl_sr_contrastive",
+    "rbf_kernel_weights",
+    "sample_volume_features",
+    "sbcl_class_temperatures",
+    "sbcl_loss",
+    "sepclr_loss",
+    "sinkhorn_knopp",
+    "supremix_loss",
+    "supremix_mixtures",
+    "swapped_prediction_loss",
+    "uniform_loss",
+    "weighted_info_nce",
 ]

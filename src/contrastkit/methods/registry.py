@@ -10,16 +10,24 @@ from contrastkit.errors import unknown_name_error
 from contrastkit.methods.autotcl import AutoTCL
 from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.base import Method
+from contrastkit.methods.beclr import BECLR
 from contrastkit.methods.byol import BYOL
 from contrastkit.methods.cocosoda import CoCoSoDa
 from contrastkit.methods.contriever import Contriever
+from contrastkit.methods.directpred import DirectPred
 from contrastkit.methods.graph import BGRL, DSLA, GRACE, GraphCL
+from contrastkit.methods.mixed_barlow_twins import MixedBarlowTwins
 from contrastkit.methods.mnrl import MultipleNegativesRanking
+from contrastkit.methods.mochi import MoCHi
 from contrastkit.methods.moco import MoCo
+from contrastkit.methods.obow import OBoW
 from contrastkit.methods.recommendation import LightGCL, LightGCNBPR, SimGCL
+from contrastkit.methods.sbcl import SBCL
+from contrastkit.methods.sepclr import SepCLR
 from contrastkit.methods.simclr import SimCLR
 from contrastkit.methods.simcse import SimCSE
 from contrastkit.methods.simsiam import SimSiam
+from contrastkit.methods.spark import SparK
 from contrastkit.methods.supcon import SupCon
 from contrastkit.methods.ts2vec import TS2Vec
 from contrastkit.methods.vicreg import VICReg
@@ -32,6 +40,15 @@ METHODS: dict[str, type[Method]] = {
     "barlow-twins": BarlowTwins,
     "vicreg": VICReg,
     "supcon": SupCon,
+    # Seed-paper components (issue 6; docs/methods.md): variants of the methods above, and new ones.
+    "mochi": MoCHi,
+    "mixed-barlow-twins": MixedBarlowTwins,
+    "directpred": DirectPred,
+    "obow": OBoW,
+    "beclr": BECLR,
+    "sbcl": SBCL,
+    "sepclr": SepCLR,
+    "spark": SparK,
     "ts2vec": TS2Vec,
     "autotcl": AutoTCL,
     "mnrl": MultipleNegativesRanking,

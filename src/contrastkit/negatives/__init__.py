@@ -18,6 +18,7 @@ objective as ``negatives [K, D]``:
 
 from contrastkit.negatives.context import context_window_positives
 from contrastkit.negatives.debiased import DebiasedPairSampler
+from contrastkit.negatives.dyce import DyCEMemory
 from contrastkit.negatives.false_negatives import (
     false_negative_mask,
     false_negative_weights,
@@ -33,7 +34,14 @@ from contrastkit.negatives.gather import (
     world_size,
 )
 from contrastkit.negatives.grouped_queue import GroupedQueue
+from contrastkit.negatives.halp import (
+    halp_positive_logits,
+    halp_positives,
+    kmeans_prototypes,
+)
+from contrastkit.negatives.hard_mixing import mochi_negatives
 from contrastkit.negatives.queue import Queue
+from contrastkit.negatives.subclasses import balanced_kmeans, subclass_labels
 
 __all__ = [
     "context_window_positives",
@@ -50,4 +58,13 @@ __all__ = [
     "rank",
     "rank_slice",
     "world_size",
+]
+__all__ += [  # seed-paper components
+    "DyCEMemory",
+    "balanced_kmeans",
+    "halp_positive_logits",
+    "halp_positives",
+    "kmeans_prototypes",
+    "mochi_negatives",
+    "subclass_labels",
 ]

@@ -6,6 +6,13 @@ representations to the space the objective sees.
 
 from contrastkit.nn.asymmetric import AsymmetricProjection
 from contrastkit.nn.augmenters import Augmenter, MetaAugmenters, meta_step
+from contrastkit.nn.bow import BoWPredictor, OnlineVocabulary
+from contrastkit.nn.concept_bottleneck import (
+    ConceptBottleneck,
+    concept_matrix_search,
+    sparse_cbm_loss,
+)
+from contrastkit.nn.direct_predictor import DirectPredictor
 from contrastkit.nn.experts import ExpertRouting, add_routed_experts
 from contrastkit.nn.gnn import GNNEncoder, graph_readout
 from contrastkit.nn.heads import PredictionHead, ProjectionHead
@@ -19,6 +26,8 @@ from contrastkit.nn.series import (
     SeriesInstanceEncoder,
     max_pool_time,
 )
+from contrastkit.nn.sparse_masking import SparKDecoder, random_patch_mask
+from contrastkit.nn.super_resolution import PatchDiscriminator, TinySRNet
 from contrastkit.nn.whitening import ShuffledGroupWhitening
 
 __all__ = [
@@ -45,4 +54,16 @@ __all__ = [
     "SeriesInstanceEncoder",
     "ShuffledGroupWhitening",
     "SmallResNet",
+]
+__all__ += [  # seed-paper components
+    "BoWPredictor",
+    "ConceptBottleneck",
+    "DirectPredictor",
+    "OnlineVocabulary",
+    "PatchDiscriminator",
+    "SparKDecoder",
+    "TinySRNet",
+    "concept_matrix_search",
+    "random_patch_mask",
+    "sparse_cbm_loss",
 ]

@@ -148,14 +148,31 @@ class SmallResNet(nn.Module):
         Returns:
             Features ``[B, output_dim]``.
         """
+        out = self.feature_maps(x)[-1]
+        return torch.flatten(self.pool(out), 1)
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every stage, before pooling (what OBoW's BoW levels and SparK's decoder read).
+
+        Args:
+            x: images ``[B, C, H, W]`` with ``C == in_channels``.
+
+        Returns:
+            One map per stage, ``[B, widths[i], H_i, W_i]``; each stage after the first halves
+            the resolution.
+        """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"SmallResNet: expected input [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}"
             )
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.stages(self.stem(x))
-        return torch.flatten(self.pool(out), 1)
+        out = self.stem(x)
+        maps = []
+        for stage in self.stages:
+            out = stage(out)
+            maps.append(out)
+        return maps
 
 
 def resnet18_small(in_channels: int = 3, **kwargs: object) -> SmallResNet:
