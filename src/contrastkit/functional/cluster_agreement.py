@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from contrastkit.errors import check_embeddings
 from contrastkit.functional._validation import Scalar, check_positive_scalar
+from contrastkit.functional.sinkhorn import sinkhorn_knopp
 
 __all__ = [
     "sinkhorn_knopp",
@@ -44,44 +45,6 @@ __all__ = [
 
 def _check_scores(name: str, scores: torch.Tensor) -> None:
     check_embeddings(name, scores)
-
-
-@torch.no_grad()
-def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -> torch.Tensor:
-    r"""Sinkhorn-Knopp equipartitioned soft codes (SwAV's ``distributed_sinkhorn``, one process).
-
-    ``Q = exp(scores / epsilon)^T`` (``[K, B]``) is alternately scaled so that every
-    prototype receives mass ``1/K`` and every sample ``1/B``; the returned codes are
-    ``B * Q^T``, so each row sums to 1 and (at convergence) each prototype's column sums to
-    ``B / K``. The row normalisation is applied last, so rows are exact and columns approximate
-    after few iterations. No gradient.
-
-    Args:
-        scores: ``[B, K]`` prototype scores (cosine similarities in SwAV).
-        epsilon: entropic regularisation (default 0.05, SwAV).
-        iterations: Sinkhorn iterations (default 3, SwAV).
-
-    Returns:
-        ``[B, K]`` codes, rows summing to 1.
-
-    Example:
-        >>> codes = sinkhorn_knopp(torch.randn(32, 10))
-        >>> bool(torch.allclose(codes.sum(dim=1), torch.ones(32)))
-        True
-    """
-    _check_scores("scores", scores)
-    check_positive_scalar("epsilon", epsilon)
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-        raise ValueError(f"iterations: expected an int >= 1, got {iterations!r}")
-    logits = scores.double() / epsilon
-    # subtract the max before exp: same Q after normalisation, no overflow for small epsilon
-    q = torch.exp(logits - logits.max()).T  # [K, B]
-    num_prototypes, batch = q.shape
-    q = q / q.sum()
-    for _ in range(iterations):
-        q = q / q.sum(dim=1, keepdim=True) / num_prototypes
-        q = q / q.sum(dim=0, keepdim=True) / batch
-    return (q * batch).T.to(scores.dtype)
 
 
 def prototype_scores(embeddings: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:

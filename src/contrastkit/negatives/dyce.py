@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastkit.errors import check_embeddings
+from contrastkit.functional.sinkhorn import sinkhorn_knopp
+from contrastkit.negatives.clustering import spherical_kmeans
 
 
 @torch.no_grad()
@@ -63,55 +65,7 @@ def balanced_assignment(
         raise ValueError(f"balanced_assignment: expected epsilon > 0, got {epsilon}")
     if int(iterations) < 1:
         raise ValueError(f"balanced_assignment: expected iterations >= 1, got {iterations}")
-    batch, partitions = scores.shape
-    log_q = scores.float() / epsilon
-    log_q = log_q - torch.logsumexp(log_q.flatten(), dim=0)
-    log_partitions = torch.log(torch.tensor(float(partitions), device=scores.device))
-    log_batch = torch.log(torch.tensor(float(batch), device=scores.device))
-    for _ in range(int(iterations)):
-        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - log_partitions  # columns: 1/P
-        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) - log_batch  # rows: 1/B
-    return (log_q + log_batch).exp()
-
-
-@torch.no_grad()
-def spherical_kmeans(
-    x: torch.Tensor, clusters: int, *, iterations: int = 20, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means on L2-normalised rows (Euclidean on the sphere), k-means++ seeding.
-
-    Args:
-        x: ``[N, D]`` rows (normalised inside).
-        clusters: number of clusters ``P <= N``.
-        iterations: Lloyd iterations.
-        generator: optional random generator for the seeding.
-
-    Returns:
-        ``(labels [N] long, centres [P, D])``; a centre whose cluster empties keeps its value.
-    """
-    check_embeddings("spherical_kmeans x", x, min_rows=clusters)
-    points = F.normalize(x.float(), dim=1)
-    count = points.shape[0]
-    # k-means++ seeding: each next centre drawn with probability proportional to D(x)^2.
-    first = int(torch.randint(count, (1,), generator=generator, device="cpu"))
-    chosen = [first]
-    distance = (points - points[first]).pow(2).sum(dim=1)
-    for _ in range(1, clusters):
-        weights = distance.clamp_min(0).cpu().double()
-        if float(weights.sum()) <= 0:  # fewer distinct points than clusters: pick any
-            weights = torch.ones_like(weights)
-        index = int(torch.multinomial(weights, 1, generator=generator))
-        chosen.append(index)
-        distance = torch.minimum(distance, (points - points[index]).pow(2).sum(dim=1))
-    centres = points[torch.tensor(chosen, device=points.device)].clone()
-    labels = torch.zeros(count, dtype=torch.long, device=points.device)
-    for _ in range(int(iterations)):
-        labels = torch.cdist(points, centres).argmin(dim=1)
-        sums = torch.zeros_like(centres).index_add_(0, labels, points)
-        sizes = torch.bincount(labels, minlength=clusters).unsqueeze(1)
-        centres = torch.where(sizes > 0, sums / sizes.clamp_min(1), centres)
-    labels = torch.cdist(points, centres).argmin(dim=1)
-    return labels, centres
+    return sinkhorn_knopp(scores.float(), epsilon=float(epsilon), iterations=int(iterations))
 
 
 class DyCEMemory(nn.Module):
@@ -223,12 +177,13 @@ class DyCEMemory(nn.Module):
         self.ptr.fill_((start + batch) % self.size)
         self.filled.fill_(min(int(self.filled) + batch, self.size))
 
-    def _recompute_prototypes(self) -> None:
+    def _recompute_prototypes(self, momentum: float | None = None) -> None:
+        momentum = self.prototype_momentum if momentum is None else momentum
         stored = F.normalize(self.bank, dim=1)
         sums = torch.zeros_like(self.prototypes).index_add_(0, self.labels, stored)
         sizes = torch.bincount(self.labels, minlength=self.num_partitions).unsqueeze(1)
         means = sums / sizes.clamp_min(1)
-        updated = self.prototype_momentum * self.prototypes + (1.0 - self.prototype_momentum) * means
+        updated = momentum * self.prototypes + (1.0 - momentum) * means
         self.prototypes.copy_(torch.where(sizes > 0, updated, self.prototypes))
 
     @torch.no_grad()
@@ -253,11 +208,11 @@ class DyCEMemory(nn.Module):
             return
         self._write(z, torch.full((z.shape[0],), -1, dtype=torch.long, device=self.bank.device))
         if int(self.filled) == self.size:
-            labels, centres = spherical_kmeans(
+            labels, _ = spherical_kmeans(
                 self.bank, self.num_partitions, iterations=self.kmeans_iterations, generator=generator
             )
             self.labels.copy_(labels)
-            self.prototypes.copy_(centres)
+            self._recompute_prototypes(momentum=0.0)  # the first prototypes are the partition means
             self.clustered.fill_(True)
 
     @torch.no_grad()

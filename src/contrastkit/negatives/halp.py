@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from contrastkit.errors import check_embeddings
 from contrastkit.functional._validation import Scalar, check_positive_scalar
+from contrastkit.negatives.clustering import spherical_kmeans
 from contrastkit.negatives.queue import Queue
 
 __all__ = [
@@ -107,27 +108,7 @@ def kmeans_prototypes(
         )
     if iterations < 0:
         raise ValueError(f"kmeans_prototypes: expected iterations >= 0, got {iterations}")
-    x = F.normalize(keys.detach(), dim=1)
-    where = _generator_device(generator, x.device)
-    first = int(torch.randint(x.shape[0], (1,), generator=generator, device=where))
-    chosen = [first]
-    distance = (1 - x @ x[first]).clamp_min(0)
-    for _ in range(1, num_prototypes):
-        # k-means++: the next seed with probability proportional to the squared distance.
-        weights = distance.square()
-        if float(weights.sum()) <= 0:
-            weights = torch.ones_like(weights)
-        pick = int(torch.multinomial(weights.to(where), 1, generator=generator))
-        chosen.append(pick)
-        distance = torch.minimum(distance, (1 - x @ x[pick]).clamp_min(0))
-    centroids = x[chosen].clone()
-    for _ in range(iterations):
-        assignment = (x @ centroids.T).argmax(dim=1)
-        sums = torch.zeros_like(centroids).index_add_(0, assignment, x)
-        counts = torch.bincount(assignment, minlength=num_prototypes)
-        updated = F.normalize(sums, dim=1)
-        centroids = torch.where((counts > 0).unsqueeze(1), updated, centroids)
-    return centroids
+    return spherical_kmeans(keys, num_prototypes, iterations=iterations, generator=generator)[1].to(keys.dtype)
 
 
 def slerp_t_max(anchors: torch.Tensor, closest: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

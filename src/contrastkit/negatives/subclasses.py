@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.errors import check_embeddings
+from contrastkit.negatives.clustering import kmeans_plus_plus
 
 __all__ = ["balanced_kmeans", "subclass_counts", "subclass_labels"]
 
@@ -40,23 +41,6 @@ __all__ = ["balanced_kmeans", "subclass_counts", "subclass_labels"]
 def _check_generator(generator: torch.Generator | None) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
-
-
-def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
-    """k-means++ seeding with the cosine distance on unit rows ``x``; returns ``k`` centre rows."""
-    n = x.shape[0]
-    first = int(torch.randint(n, (1,), generator=generator, device="cpu"))
-    centers = [x[first]]
-    # Distance of every point to its nearest chosen centre, updated as centres are added.
-    nearest = (1 - x @ x[first]).clamp_min(0)
-    for _ in range(1, k):
-        weights = nearest.square()
-        if float(weights.sum()) <= 0:  # every point coincides with a centre: any point will do
-            weights = torch.ones_like(weights)
-        pick = int(torch.multinomial(weights.float().cpu(), 1, generator=generator))
-        centers.append(x[pick])
-        nearest = torch.minimum(nearest, (1 - x @ x[pick]).clamp_min(0))
-    return torch.stack(centers)
 
 
 def _capped_assignment(similarity: torch.Tensor, capacity: torch.Tensor) -> torch.Tensor:
@@ -133,7 +117,7 @@ def balanced_kmeans(
     x = F.normalize(features.float(), dim=1)
     capacity = torch.full((num_clusters,), n // num_clusters, dtype=torch.long, device=x.device)
     capacity[: n % num_clusters] += 1
-    centers = _kmeans_plus_plus(x, num_clusters, generator)
+    centers = x[kmeans_plus_plus(x, num_clusters, generator=generator)]
     assignment = torch.full((n,), -1, dtype=torch.long, device=x.device)
     for _ in range(iterations):
         new = _capped_assignment(x @ centers.T, capacity)
