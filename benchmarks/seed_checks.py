@@ -186,11 +186,15 @@ def render_section(results: dict[str, Any], records: dict[str, dict[str, Any]]) 
             f"{r['difference']:+.3f} ± {r['difference_stderr']:.3f} | {r['verdict']} | "
             f"{', '.join(map(str, r['seeds']))} | {r['seconds']:.0f} | {r['peak_mib']} |"
         )
-    lines += ["", "Claims tested, and extra measurements (mean ± std):", ""]
+    lines += ["", "Claims tested, and extra measurements per row (mean ± std):", ""]
+    shown: set[tuple[str, str]] = set()
     for key, r in records.items():
+        if (r["check"], r["claim"]) not in shown:  # one claim per check, even when it has several rows
+            shown.add((r["check"], r["claim"]))
+            lines.append(f"- **{r['check']}**: {r['claim'].rstrip('.')}.")
         extras = "; ".join(f"{k} {m:.3f} ± {s:.3f}" for k, (m, s) in r["extras"].items())
-        claim = r["claim"].rstrip(".") + "." if r["claim"] else ""
-        lines.append(f"- **{r['label']}**: {claim}" + (f" Extras: {extras}." if extras else ""))
+        if extras:
+            lines.append(f"  - `{key}`: {extras}.")
     failed = [f"{name} seed {seed}: {run['error']}" for name, runs in results["runs"].items()
               for seed, run in runs.items() if "error" in run]
     if failed:

@@ -12,6 +12,13 @@ from contrastkit.train.seed import seed_everything
 from contrastkit.views.image import build_views
 
 
+@pytest.fixture(autouse=True)
+def _seeded_global_rng():
+    """Seed torch's global RNG before every test, so a test that draws from it gets the same
+    numbers whichever tests ran before it (no order-dependent flakes)."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture(scope="session")
 def digits():
     """scikit-learn's digits (bundled, 8x8): the offline dataset every machine has."""

@@ -64,3 +64,11 @@ def test_readme_text_example_runs() -> None:
 def test_readme_graph_example_runs() -> None:
     namespace = _run_readme_block("grace_loss")
     assert namespace["encoder"].convs[0].lin.weight.grad is not None
+
+
+def test_readme_seed_components_example_runs() -> None:
+    namespace = _run_readme_block("mochi_negatives")
+    namespace["loss"].backward()
+    assert namespace["views"].grad is not None
+    accuracy = namespace["accuracy"]
+    assert accuracy["opta"] > accuracy["prototype"]  # OpTA's transductive alignment helps on these clusters

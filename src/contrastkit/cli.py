@@ -168,8 +168,15 @@ def build_debian_packages(
 
 
 @app.command("list")
-def list_registered() -> None:
-    """List the registered methods, datasets, encoders, view presets and recipes."""
+def list_registered(
+    papers: bool = typer.Option(False, "--papers", help="list the seed papers: verdict, status, component, check"),
+) -> None:
+    """List the registered methods, datasets, encoders, view presets and recipes (or the seed papers)."""
+    if papers:
+        from contrastkit.catalog import papers_table
+
+        typer.echo(papers_table())
+        return
     from contrastkit.data import dataset_descriptions
     from contrastkit.methods import method_names
     from contrastkit.nn.registry import encoder_names

@@ -11,6 +11,11 @@ objective as ``negatives [K, D]``:
   anchor, dropped from the denominator (MultiCSR).
 - ``DebiasedPairSampler``: inverse-propensity-weighted positives and hard negatives (DebCSE).
 - ``context_window_positives``: neighbouring sentences of the same document (CCP).
+- ``mochi_negatives``: per-query synthetic hard negatives mixed from the hardest queue entries (MoCHi).
+- ``halp_positives``: extra positives moved along the sphere towards a nearby prototype (HaLP).
+- ``DyCEMemory``: a partitioned memory whose nearest rows become extra positives (BECLR).
+- ``subclass_labels``: balanced subclasses of each class, the positives of SBCL;
+  ``clustering`` holds the k-means++ / spherical k-means these three share.
 - ``gather``: the batches of every process under data parallelism, with a
   gradient policy (``none``, ``no_grad``, ``with_grad``, ``local_loss``) whose
   scale is stated against DDP's gradient averaging (``docs/scaling.md``).
