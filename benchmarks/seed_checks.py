@@ -31,7 +31,6 @@ import importlib
 import json
 import math
 import os
-import platform
 import resource
 import shlex
 import subprocess
@@ -41,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from markdown_section import (
-    update_section,  # benchmarks/ is on sys.path when run as a script
-)
+from image_ssl import machine  # benchmarks/ is on sys.path when run as a script
+from markdown_section import update_section
 
+from contrastkit.catalog.render import format_metric
 from contrastkit.train.atomic import atomic_write_json
 
 HERE = Path(__file__).resolve().parent
@@ -156,10 +155,6 @@ def summarise(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return records
 
 
-def _fmt(value: float, metric: str) -> str:
-    return f"{value:.2f}" if "PSNR" in metric or "MAE" in metric else f"{value:.3f}"
-
-
 def render_section(results: dict[str, Any], records: dict[str, dict[str, Any]]) -> str:
     quick = results.get("quick", False)
     title = "## Seed papers: honest checks" + (" (quick smoke run; numbers are meaningless)" if quick else "")
@@ -181,8 +176,8 @@ def render_section(results: dict[str, Any], records: dict[str, dict[str, Any]]) 
         metric = r["metric"] + ("" if r["higher_is_better"] else " (lower is better)")
         lines.append(
             f"| {r['label']} | {r['baseline']} | {r['data']} | {metric} | {r['budget']} | "
-            f"{_fmt(r['ours_mean'], r['metric'])} ± {_fmt(r['ours_std'], r['metric'])} | "
-            f"{_fmt(r['baseline_mean'], r['metric'])} ± {_fmt(r['baseline_std'], r['metric'])} | "
+            f"{format_metric(r['ours_mean'], r['metric'])} ± {format_metric(r['ours_std'], r['metric'])} | "
+            f"{format_metric(r['baseline_mean'], r['metric'])} ± {format_metric(r['baseline_std'], r['metric'])} | "
             f"{r['difference']:+.3f} ± {r['difference_stderr']:.3f} | {r['verdict']} | "
             f"{', '.join(map(str, r['seeds']))} | {r['seconds']:.0f} | {r['peak_mib']} |"
         )
@@ -203,19 +198,6 @@ def render_section(results: dict[str, Any], records: dict[str, dict[str, Any]]) 
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
 
 
 def write_outputs(args: argparse.Namespace, results: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ def check_results() -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))["rows"]
 
 
-def _number(value: float, metric: str) -> str:
+def format_metric(value: float, metric: str) -> str:
+    """Two decimals for dB and absolute errors, three for accuracies and other fractions."""
     return f"{value:.2f}" if "PSNR" in metric or "MAE" in metric else f"{value:.3f}"
 
 
@@ -39,9 +40,9 @@ def check_summary(entry: Paper) -> str:
             metric = record["metric"]
             parts.append(
                 f"{record['verdict']}: {record.get('label', key)} {metric} "
-                f"{_number(record['ours_mean'], metric)} ± {_number(record['ours_std'], metric)} vs "
-                f"{record['baseline']} {_number(record['baseline_mean'], metric)} ± "
-                f"{_number(record['baseline_std'], metric)}"
+                f"{format_metric(record['ours_mean'], metric)} ± {format_metric(record['ours_std'], metric)} vs "
+                f"{record['baseline']} {format_metric(record['baseline_mean'], metric)} ± "
+                f"{format_metric(record['baseline_std'], metric)}"
             )
         return "; ".join(parts)
     if entry.benchmark:
