@@ -53,6 +53,10 @@ class Method(nn.Module):
     def on_step_end(self, step: int, total_steps: int) -> None:
         """Hook after each optimiser step (momentum and queue updates). Default: nothing."""
 
+    def prepare_to_load(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Resize state whose size depends on training (e.g. SBCL's bank, one row per dataset row
+        seen) to a checkpoint's, before the checkpoint's shapes are checked. Default: nothing."""
+
     def lr_scales(self) -> dict[str, float]:
         """``{parameter-name prefix: learning-rate multiplier}`` for parts that train at
         their own rate (e.g. AutoTCL's augmenter). Default: none."""

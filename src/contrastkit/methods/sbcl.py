@@ -102,12 +102,15 @@ class SBCL(SimCLR):
         self.register_buffer("class_tau", torch.zeros(0))
         self.register_buffer("clusterings", torch.zeros((), dtype=torch.long))
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        # The bank grows with the dataset: take the checkpoint's sizes before copying.
+    def prepare_to_load(self, state_dict: dict[str, Any], prefix: str = "") -> None:
+        """The bank grows with the dataset rows seen: take a checkpoint's sizes before its values."""
         for name in ("bank", "bank_labels", "subclass", "class_tau"):
             value = state_dict.get(prefix + name)
             if value is not None and value.shape != getattr(self, name).shape:
                 setattr(self, name, torch.empty_like(value, device=getattr(self, name).device))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        self.prepare_to_load(state_dict, prefix)  # also for a plain load_state_dict
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()

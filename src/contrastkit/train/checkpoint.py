@@ -177,6 +177,9 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 def load_model_weights(method: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:
     """Load ``model.*`` tensors into ``method``; any mismatch raises ``ValueError`` listing it."""
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    prepare = getattr(method, "prepare_to_load", None)
+    if callable(prepare):  # state that grows during training takes the checkpoint's size first
+        prepare(weights)
     expected = method.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
