@@ -56,6 +56,21 @@ def check_pair(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor, *, mi
         )
 
 
+def check_masked_prediction(prediction: object, target: object, mask: object, layout: str = "[B, N, D]") -> None:
+    """Raise ``ValueError`` unless ``prediction`` is ``[B, N, D]``, ``target`` the same shape and
+    ``mask`` ``[B, N]`` (masked-token losses: MMC's patches, masked slice embeddings)."""
+
+    def shape(value: object) -> object:
+        return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+    if not isinstance(prediction, torch.Tensor) or prediction.dim() != 3:
+        raise ValueError(f"prediction: expected a {layout} tensor, got {shape(prediction)}")
+    if not isinstance(target, torch.Tensor) or target.shape != prediction.shape:
+        raise ValueError(f"target: expected shape {tuple(prediction.shape)}, got {shape(target)}")
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(prediction.shape[:2]):
+        raise ValueError(f"mask: expected a bool tensor of shape {tuple(prediction.shape[:2])}, got {shape(mask)}")
+
+
 def reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     """Apply a 'mean' | 'sum' | 'none' reduction to per-row losses."""
     if reduction == "mean":

@@ -30,7 +30,11 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import Scalar, check_positive_scalar
+from contrastkit.functional._validation import (
+    Scalar,
+    check_masked_prediction,
+    check_positive_scalar,
+)
 from contrastkit.functional.sinkhorn import sinkhorn_knopp
 
 __all__ = [
@@ -200,15 +204,7 @@ def masked_embedding_prediction_loss(
     Returns:
         The scalar loss (0 with a zero gradient when nothing is masked).
     """
-    if not isinstance(prediction, torch.Tensor) or prediction.dim() != 3:
-        shape = tuple(prediction.shape) if isinstance(prediction, torch.Tensor) else type(prediction).__name__
-        raise ValueError(f"prediction: expected a [B, S, d] tensor, got {shape}")
-    if not isinstance(target, torch.Tensor) or target.shape != prediction.shape:
-        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
-        raise ValueError(f"target: expected shape {tuple(prediction.shape)}, got {shape}")
-    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(prediction.shape[:2]):
-        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"mask: expected shape {tuple(prediction.shape[:2])}, got {shape}")
+    check_masked_prediction(prediction, target, mask, "[B, S, d]")
     if kind not in ("mse", "cosine"):
         raise ValueError(f"kind: expected 'mse' or 'cosine', got {kind!r}")
     mask = mask.bool()

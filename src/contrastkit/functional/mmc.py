@@ -26,7 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import Scalar, check_pair, check_positive_scalar
+from contrastkit.functional._validation import (
+    Scalar,
+    check_masked_prediction,
+    check_pair,
+    check_positive_scalar,
+)
 
 __all__ = ["masked_patch_l1", "local_to_global_distillation", "moco_v3_contrastive", "mmc_loss"]
 
@@ -48,15 +53,7 @@ def masked_patch_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.
         >>> pred, target = torch.randn(2, 16, 48), torch.randn(2, 16, 48)
         >>> loss = masked_patch_l1(pred, target, torch.rand(2, 16) < 0.5)
     """
-    if not isinstance(prediction, torch.Tensor) or prediction.dim() != 3:
-        shape = tuple(prediction.shape) if isinstance(prediction, torch.Tensor) else type(prediction).__name__
-        raise ValueError(f"prediction: expected a [B, N, P] tensor, got {shape}")
-    if not isinstance(target, torch.Tensor) or target.shape != prediction.shape:
-        shape = tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__
-        raise ValueError(f"target: expected shape {tuple(prediction.shape)}, got {shape}")
-    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(prediction.shape[:2]):
-        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"mask: expected a bool tensor of shape {tuple(prediction.shape[:2])}, got {shape}")
+    check_masked_prediction(prediction, target, mask, "[B, N, P]")
     mask = mask.bool()
     error = (prediction - target).abs().mean(dim=-1)  # [B, N]
     count = mask.sum()
