@@ -194,7 +194,13 @@ def render_section(results: dict[str, Any], records: dict[str, dict[str, Any]]) 
               for seed, run in runs.items() if "error" in run]
     if failed:
         lines += ["", "Runs that failed: " + "; ".join(failed) + "."]
-    notes = results.get("notes") or []
+    # A check may derive a line from its runs (e.g. SparK's accuracy lost from 100% to 1% labels).
+    derived = []
+    for name, runs in results["runs"].items():
+        summary = getattr(load_check(name), "summary", None)
+        if summary is not None and runs and all("error" not in r for r in runs.values()):
+            derived.append(summary(runs))
+    notes = derived + (results.get("notes") or [])
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
