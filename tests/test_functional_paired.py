@@ -125,3 +125,23 @@ def test_bad_input() -> None:
         paired_contrastive_loss(q, k, 1.0, torch.arange(4), chunk_size=0)
     with pytest.raises(ValueError, match=r"expected query \[B, D\] and key \[N, D\]"):
         paired_contrastive_loss(q, torch.randn(6, 2), 1.0, torch.arange(4))
+
+
+@pytest.mark.parametrize("chunk", ["auto", 16])
+@pytest.mark.parametrize("scale_value", [20.0, 60.0])  # static shift / streaming max
+def test_near_zero_loss_is_never_negative_and_accurate(chunk: int | str, scale_value: float) -> None:
+    """Keys equal to their queries in a wide space: every loss is ~N exp(-scale) > 0.
+
+    A cross-entropy is >= 0; the kernel must not fall below 0 by rounding (a positive
+    logit taken from a dot product apart from the GEMM did, by ~1e-6 at scale 20), and
+    must match a float64 reference to float32 precision of the value itself.
+    """
+    g = torch.Generator().manual_seed(3)
+    q = torch.nn.functional.normalize(torch.randn(48, 768, generator=g), dim=1)
+    k = q + 1e-4 * torch.randn(48, 768, generator=g)
+    k = torch.nn.functional.normalize(k, dim=1)
+    partner = torch.arange(48)
+    got = paired_contrastive_loss(q, k, scale_value, partner, chunk_size=chunk)
+    expected = _reference(q.double(), k.double(), torch.tensor(scale_value, dtype=torch.float64), partner, None)
+    assert bool((got >= 0).all()), f"negative losses: {got[got < 0].tolist()}"
+    torch.testing.assert_close(got.double(), expected, rtol=1e-3, atol=1e-12)

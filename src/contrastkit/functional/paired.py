@@ -25,6 +25,9 @@ products of the loss plus two passes over each logit block:
   gradient, softmax normaliser) are folded into the ``[B, D]`` operands of the
   GEMMs instead of the ``[B, N]`` block; the scale's gradient is
   ``sum(q * dL/d(s q))``, also ``O(B D)``.
+* **Never below 0.** Each row's positive term and the sum of its other terms are read
+  from the same GEMM block, and the loss is ``log1p(others / positive)``: a
+  cross-entropy cannot come out negative by rounding, and stays accurate near 0.
 * **Two memory modes.** *Cached*: while the whole ``[B, N]`` block fits
   :data:`CACHE_MAX_BYTES`, the forward pass keeps ``exp(l - m)`` and the backward
   pass is just two GEMMs on it (``6 B N D`` flops in all). *Tiled*: beyond that,
@@ -88,6 +91,28 @@ def _mask_excluded(block: torch.Tensor, exclude: torch.Tensor | None, c0: int) -
     block.scatter_(1, index, torch.where(inside.unsqueeze(1), torch.full_like(kept, float("-inf")), kept))
 
 
+def _sum_apart_from_partner(
+    block: torch.Tensor, partner: torch.Tensor, c0: int, positive: torch.Tensor, others: torch.Tensor, *, restore: bool
+) -> None:
+    """Add each row's partner entry of ``block`` (where it lies there) to ``positive`` and
+    the rest of the row to ``others``, in place, in ``O(rows)`` besides the row sum.
+
+    The partner entry is zeroed for the sum and, with ``restore``, written back (the
+    cached block is the softmax numerator of the backward pass).
+    """
+    cols = block.shape[1]
+    index = partner - c0
+    inside = ((index >= 0) & (index < cols)).unsqueeze(1)
+    index = index.clamp(0, cols - 1).unsqueeze(1)
+    value = block.gather(1, index)
+    taken = torch.where(inside, value, torch.zeros_like(value))
+    block.scatter_(1, index, value - taken)
+    others += block.sum(dim=1)
+    positive += taken.squeeze(1)
+    if restore:
+        block.scatter_(1, index, value)
+
+
 class _PairedContrastive(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
@@ -105,7 +130,13 @@ class _PairedContrastive(torch.autograd.Function):
         bound = query.norm(dim=1) * scale.abs() * key.norm(dim=1).amax()
         static = bool(2 * bound.amax() <= _SAFE_EXP_RANGE)
         shift = bound if static else torch.full_like(bound, float("-inf"))
-        sums = torch.zeros_like(bound)
+        # The denominator in two parts, both read from the same GEMM blocks: each row's
+        # positive term exp(l_ip - shift_i) and the sum of the others. The loss is then
+        # log1p(others / positive) >= 0 exactly, accurate near 0; the former
+        # lse - (s q_i . k_p(i)) took the positive logit from a separate dot product, whose
+        # rounding could exceed the GEMM's and give a cross-entropy below 0.
+        others = torch.zeros_like(bound)
+        positive_exp = torch.zeros_like(bound)
         cached: torch.Tensor | None = None
         key_one = _append(key, key.new_ones(cols)) if static else key
         query_shift = _append(scaled, -shift) if static else scaled
@@ -122,19 +153,26 @@ class _PairedContrastive(torch.autograd.Function):
                     _mask_excluded(block, excl, c0)
                     new = torch.maximum(shift[r0:r1], block.amax(dim=1))
                     finite = torch.where(torch.isfinite(new), new, torch.zeros_like(new))
-                    sums[r0:r1] *= torch.exp(shift[r0:r1] - finite)
+                    rescale = torch.exp(shift[r0:r1] - finite)
+                    others[r0:r1] *= rescale
+                    positive_exp[r0:r1] *= rescale
                     shift[r0:r1] = new
                     block.sub_(finite.unsqueeze(1))
                 block.exp_()
-                sums[r0:r1] += block.sum(dim=1)
+                _sum_apart_from_partner(block, partner[r0:r1], c0, positive_exp[r0:r1], others[r0:r1], restore=cache)
                 if cache:
                     cached = block
-        # Every row keeps its positive column, whose term cannot underflow, so sums > 0.
+        # Every row keeps its positive column, so sums > 0.
+        sums = others + positive_exp
         lse = sums.log() + shift
-        positive = (scaled * key[partner]).sum(dim=1)
+        ratio = others / positive_exp
+        # Far below its row's maximum (streaming path only) the positive term can fall to a
+        # subnormal or 0; there the direct form is exact enough, the loss being large (~80+).
+        exact = (positive_exp >= torch.finfo(positive_exp.dtype).tiny) & torch.isfinite(ratio)
+        loss = torch.where(exact, torch.log1p(ratio), lse - (scaled * key[partner]).sum(dim=1))
         ctx.save_for_backward(query, key, scale, partner, exclude, lse, sums, cached)
         ctx.tile = tile
-        return lse - positive
+        return loss
 
     @staticmethod
     @once_differentiable
