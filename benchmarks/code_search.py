@@ -57,7 +57,7 @@ from contrastkit.data import load_dataset
 from contrastkit.eval.bm25 import bm25_run
 from contrastkit.eval.retrieval import dense_run, evaluate_run
 from contrastkit.nn.text import TextEncoder, default_model_path
-from contrastkit.train.atomic import atomic_write_json
+from contrastkit.utils.atomic import atomic_write_json
 from contrastkit.train.config import load_config
 from contrastkit.train.run import run
 from markdown_section import update_section  # benchmarks/ is on sys.path when run as a script

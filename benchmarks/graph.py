@@ -54,7 +54,7 @@ from markdown_section import (
     update_section,  # benchmarks/ is on sys.path when run as a script
 )
 
-from contrastkit.train.atomic import atomic_write_json
+from contrastkit.utils.atomic import atomic_write_json
 
 SECTION = "graph"
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,7 +42,7 @@ import torch
 
 import contrastkit
 from contrastkit.methods import method_names
-from contrastkit.train.atomic import atomic_write_json
+from contrastkit.utils.atomic import atomic_write_json
 from contrastkit.train.config import load_config
 from contrastkit.train.run import run
 from markdown_section import update_section  # benchmarks/ is on sys.path when run as a script

@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                 {"command": extra["meta"]["command"], "date": extra["meta"]["date"],
                  "gemm_gflops": extra["meta"]["gemm_gflops"], "batches": [row["batch"] for row in extra["rows"]]}
             )
-            from contrastkit.train.atomic import atomic_write_json
+            from contrastkit.utils.atomic import atomic_write_json
 
             atomic_write_json(args.results, results)
         update_section(args.out, SECTION, render(results))
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from contrastkit.functional.paired import default_chunk_size
-    from contrastkit.train.atomic import atomic_write_json
+    from contrastkit.utils.atomic import atomic_write_json
 
     sizes = args.batch_sizes or (QUICK_BATCH_SIZES if args.quick else FULL_BATCH_SIZES)
     rates = gemm_rate(args.threads, args.dim)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contrastkit.train.atomic import atomic_write_text
+from contrastkit.utils.atomic import atomic_write_text
 
 HEADER = "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each owns one marked section.\n\n"
 

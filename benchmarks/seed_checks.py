@@ -44,7 +44,7 @@ from image_ssl import machine  # benchmarks/ is on sys.path when run as a script
 from markdown_section import update_section
 
 from contrastkit.catalog.render import format_metric
-from contrastkit.train.atomic import atomic_write_json
+from contrastkit.utils.atomic import atomic_write_json
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from contrastkit.data import dataset_names, load_dataset
-from contrastkit.train.atomic import atomic_write_json
+from contrastkit.utils.atomic import atomic_write_json
 from contrastkit.train.config import eval_config, load_config, resolved
 from contrastkit.train.run import Evaluator, build_method_from_config, load_data, run
 from markdown_section import update_section  # benchmarks/ is on sys.path when run as a script

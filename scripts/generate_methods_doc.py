@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from contrastkit.catalog import methods_markdown
-from contrastkit.train.atomic import atomic_write_text
+from contrastkit.utils.atomic import atomic_write_text
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "methods.md"
 

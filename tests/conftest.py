@@ -8,7 +8,7 @@ import torch
 from contrastkit.data import ArrayDataset, load_dataset
 from contrastkit.methods import build_method
 from contrastkit.nn.registry import build_encoder
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.image import build_views
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from contrastkit.data import Batch
 from contrastkit.methods.beclr import BECLR, beclr_uniformity
 from contrastkit.nn.registry import build_encoder
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.image import build_views
 
 

@@ -12,7 +12,7 @@ from contrastkit.methods.directpred import DirectPred
 from contrastkit.methods.simsiam import SimSiam
 from contrastkit.nn.direct_predictor import DirectPredictor, direct_predictor_weight
 from contrastkit.nn.registry import build_encoder
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.image import build_views
 
 

@@ -14,7 +14,7 @@ from contrastkit.functional.mixing import mix_inputs, mixed_barlow_twins_regular
 from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.mixed_barlow_twins import MixedBarlowTwins
 from contrastkit.nn.registry import build_encoder
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.image import build_views
 
 

@@ -13,7 +13,7 @@ from contrastkit.data import Batch
 from contrastkit.methods.mochi import MoCHi
 from contrastkit.methods.moco import MoCo
 from contrastkit.nn.registry import build_encoder
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.image import build_views
 
 

@@ -9,7 +9,7 @@ from contrastkit.data import Batch
 from contrastkit.functional import supcon
 from contrastkit.methods.sbcl import SBCL
 from contrastkit.nn.registry import build_encoder
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.image import build_views
 
 

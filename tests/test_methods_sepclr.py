@@ -8,7 +8,7 @@ from contrastkit.data import Batch
 from contrastkit.functional.sepclr import sepclr_loss
 from contrastkit.methods.sepclr import SepCLR
 from contrastkit.nn.registry import build_encoder
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 
 
 def _method(**options) -> SepCLR:

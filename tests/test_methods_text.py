@@ -15,7 +15,7 @@ from contrastkit.data.text import TextPairDataset
 from contrastkit.methods import build_method
 from contrastkit.nn.text import TextEncoder
 from contrastkit.train.grad_cache import grad_cache_backward, split_batch
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.text import build_text_views
 
 QUERIES = ["add two numbers", "read a whole file", "sort a list of items", "open a network socket",

@@ -64,7 +64,7 @@ def _resume_worker(rank: int, port: int, out_dir: str) -> None:
 
     import torch.distributed as dist
 
-    from contrastkit.train.seed import seed_everything
+    from contrastkit.utils.seed import seed_everything
     from contrastkit.train.trainer import TrainConfig, Trainer
     from tests.conftest import make_method
 

@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.train.trainer import TrainConfig, Trainer
 from tests.conftest import make_method
 

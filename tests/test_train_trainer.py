@@ -14,7 +14,7 @@ from contrastkit.train.checkpoint import (
     save_checkpoint,
 )
 from contrastkit.train.optim import LARS, build_optimizer, warmup_cosine
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.train.trainer import TrainConfig, Trainer
 from tests.conftest import make_method
 

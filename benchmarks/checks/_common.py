@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from contrastkit.train.atomic import atomic_write_json
+from contrastkit.utils.atomic import atomic_write_json
 
 SEEDS = (0, 1, 2)
 RECIPE = "simclr-fashion-mnist"

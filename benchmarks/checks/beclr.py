@@ -53,7 +53,7 @@ def pretrain_features(seed: int, quick: bool) -> tuple[torch.Tensor, torch.Tenso
     from contrastkit.eval.features import extract_features
     from contrastkit.methods.beclr import BECLR
     from contrastkit.nn.registry import build_encoder
-    from contrastkit.train.seed import seed_everything
+    from contrastkit.utils.seed import seed_everything
     from contrastkit.train.trainer import TrainConfig, Trainer
     from contrastkit.views.image import build_views
 

@@ -23,7 +23,7 @@ from contrastkit.functional.pcl_sr import (
     pcl_sr_contrastive,
 )
 from contrastkit.nn.super_resolution import PatchDiscriminator, TinySRNet
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.sharpness import pcl_sr_samples
 
 ROWS = [

@@ -78,7 +78,7 @@ def _pretrain(name: str, x: torch.Tensor, y: torch.Tensor, seed: int, steps: int
     from contrastkit.methods.sbcl import SBCL
     from contrastkit.methods.supcon import SupCon
     from contrastkit.nn.registry import build_encoder
-    from contrastkit.train.seed import seed_everything
+    from contrastkit.utils.seed import seed_everything
     from contrastkit.views.image import build_views
 
     seed_everything(seed)

@@ -22,7 +22,7 @@ from contrastkit.data import Batch, load_dataset
 from contrastkit.eval.linear_probe import linear_probe_accuracy
 from contrastkit.methods.sepclr import SepCLR
 from contrastkit.nn.resnet import SmallResNet
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.views.image import ImageViewConfig, ImageViews
 
 ROWS = [

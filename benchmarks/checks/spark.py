@@ -55,7 +55,7 @@ def _pretrain(method: dict[str, Any], views: tuple[str, list[str]], seed: int, q
     """
     from contrastkit.train.config import load_config, train_config
     from contrastkit.train.run import build_method_from_config, load_data
-    from contrastkit.train.seed import seed_everything
+    from contrastkit.utils.seed import seed_everything
     from contrastkit.train.trainer import Trainer
 
     preset, view_overrides = views

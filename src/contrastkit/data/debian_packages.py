@@ -65,7 +65,7 @@ import numpy as np
 import torch
 
 from contrastkit.data.graph_source import GraphSource
-from contrastkit.train.atomic import atomic_write_bytes, atomic_write_json
+from contrastkit.utils.atomic import atomic_write_bytes, atomic_write_json
 
 #: The snapshot's file names inside its folder.
 SNAPSHOT_NAME = "debian-packages.npz"

@@ -207,7 +207,7 @@ class TextEncoder(nn.Module):
         self.eval()
         bar = None
         if progress:
-            from contrastkit.train.progress import Progress
+            from contrastkit.utils.progress import Progress
 
             bar = Progress(len(texts), label="encode", unit="texts")
         try:

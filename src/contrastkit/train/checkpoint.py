@@ -25,8 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from contrastkit.train.atomic import atomic_write_json, replace_directory
-from contrastkit.train.seed import capture_rng_state, restore_rng_state
+from contrastkit.utils.atomic import atomic_write_json, replace_directory
+from contrastkit.utils.seed import capture_rng_state, restore_rng_state
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"

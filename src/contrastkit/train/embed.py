@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from contrastkit.train.atomic import atomic_write_json, replace_directory
+from contrastkit.utils.atomic import atomic_write_json, replace_directory
 
 MANIFEST_FILE = "manifest.json"
 
@@ -44,8 +44,9 @@ def load_text_encoder(
         if checkpoint is None:
             raise FileNotFoundError(f"{run_dir} has no checkpoint (expected {run_dir}/checkpoints/latest.json)")
         method = build_method_from_config(config, load_data(config))
-        if getattr(method, "modality", None) != "text":
-            raise ValueError(f"{run_dir} trained a {method.modality!r} method; embed/search need a text run")
+        if not callable(getattr(method, "encode_texts", None)):
+            raise ValueError(f"{run_dir} trained {config['method']['name']!r}, which does not encode texts; "
+                             "embed/search need a text run")
         load_checkpoint(checkpoint, method, restore_rng=False)
         return method.encoder.eval(), {"run_dir": str(run_dir.resolve()), "checkpoint": str(checkpoint)}
     from contrastkit.nn.text import TextEncoder

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from contrastkit.train.atomic import atomic_write_text
+from contrastkit.utils.atomic import atomic_write_text
 
 
 class MetricsLog:

@@ -43,7 +43,7 @@ from contrastkit.eval.svm import svm_probe
 from contrastkit.methods import Method, build_method
 from contrastkit.methods.registry import method_modality, method_names
 from contrastkit.nn.registry import build_encoder
-from contrastkit.train.atomic import atomic_write_json, atomic_write_text
+from contrastkit.utils.atomic import atomic_write_json, atomic_write_text
 from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint
 from contrastkit.train.config import (
     EvalConfig,
@@ -57,7 +57,7 @@ from contrastkit.train.distributed import (
     device_for,
     setup_distributed,
 )
-from contrastkit.train.seed import seed_everything
+from contrastkit.utils.seed import seed_everything
 from contrastkit.train.trainer import Trainer, resolve_device
 from contrastkit.views.image import build_views
 from contrastkit.views.series import build_series_views

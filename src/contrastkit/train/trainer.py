@@ -25,8 +25,8 @@ from contrastkit.train.grad_cache import grad_cache_backward
 from contrastkit.train.loader import EpochBatches
 from contrastkit.train.metrics_log import MetricsLog
 from contrastkit.train.optim import build_optimizer, build_schedule
-from contrastkit.train.progress import Progress
-from contrastkit.train.seed import capture_rng_state
+from contrastkit.utils.progress import Progress
+from contrastkit.utils.seed import capture_rng_state
 
 PRECISIONS = ("fp32", "bf16", "auto")
 
