@@ -18,13 +18,18 @@ BUNDLED = [
     "ucr:ACSF1", "ucr:ArrowHead", "ucr:Covid3Month_disc", "ucr:GunPoint", "ucr:ItalyPowerDemand", "ucr:OSULeaf",
     "ucr:PickupGestureWiimoteZ", "ucr:UnitTest", "uea:BasicMotions", "uea:JapaneseVowels",
 ]  # fmt: skip
+#: The equal-length twins aeon ships beside its unequal-length sets: (name, classes, train, test, [C, T]).
+EQUAL_LENGTH_TWINS = [
+    ("ucr:PickupGestureWiimoteZ_eq", 10, 50, 50, (1, 361)),
+    ("uea:JapaneseVowels_eq", 9, 270, 370, (12, 25)),
+]
 
 
 def aeon_split(name, split):
-    """The raw series and labels as aeon's own reader returns them."""
+    """The raw series and labels as aeon's own reader returns them (a twin ``<Name>_eq`` from ``<Name>/``)."""
     from aeon.datasets import load_from_ts_file
 
-    return load_from_ts_file(str(aeon_data_dir() / name / f"{name}_{split}.ts"))
+    return load_from_ts_file(str(aeon_data_dir() / name.removesuffix("_eq") / f"{name}_{split}.ts"))
 
 
 # ------------------------------------------------------------------ registry and discovery
@@ -32,16 +37,37 @@ def aeon_split(name, split):
 
 def test_registry_lists_bundled_classification_sets_only():
     names = dataset_names()
-    for name in [*BUNDLED, "series"]:
+    for name in [*BUNDLED, *(twin[0] for twin in EQUAL_LENGTH_TWINS), "series"]:
         assert name in names and dataset_descriptions()[name]
     series_names = [name for name in names if name.startswith(("ucr:", "uea:"))]
-    assert not any("_eq" in name or "TimeStamps" in name for name in series_names)
+    assert not any("TimeStamps" in name for name in series_names)
+    # every <Name>_eq is the twin of a bundled <Name>
+    assert all(name.removesuffix("_eq") in series_names for name in series_names if name.endswith("_eq"))
     for regression in ("ucr:Covid3Month", "uea:CardanoSentiment", "ucr:CardanoSentiment"):
         assert regression not in names
     descriptions = dataset_descriptions()
     assert descriptions["ucr:GunPoint"] == "UCR GunPoint (aeon bundled): 50 train / 150 test, 1 channel, length 150, 2 classes"
     assert descriptions["uea:BasicMotions"] == "UEA BasicMotions (aeon bundled): 40 train / 40 test, 6 channels, length 100, 4 classes"
     assert "length 7-29 (unequal)" in descriptions["uea:JapaneseVowels"]
+    assert descriptions["ucr:PickupGestureWiimoteZ_eq"] == (
+        "UCR PickupGestureWiimoteZ_eq (aeon bundled, equal-length twin of ucr:PickupGestureWiimoteZ): "
+        "50 train / 50 test, 1 channel, length 361, 10 classes"
+    )
+    assert "equal-length twin of uea:JapaneseVowels" in descriptions["uea:JapaneseVowels_eq"]
+    assert "length 25, 9 classes" in descriptions["uea:JapaneseVowels_eq"]
+
+
+def test_contrastkit_list_shows_the_equal_length_twins():
+    from typer.testing import CliRunner
+
+    from contrastkit.cli import app
+
+    result = CliRunner().invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    for name, *_ in EQUAL_LENGTH_TWINS:
+        line = next(line for line in lines if line.split()[:1] == [name])
+        assert "equal-length twin of" in line and "(unequal)" not in line
 
 
 def test_listing_does_not_import_aeon():
@@ -63,15 +89,26 @@ def write_ts(path, rows, *, univariate=True, equal=True, label_header="@classLab
 def test_discovery_rules_and_loading_a_ts_problem(tmp_path):
     write_ts(tmp_path / "Uni" / "Uni_TRAIN.ts", ["1,2,3:a", "2,3:B", "5,6,7,8:a"], equal=False)
     write_ts(tmp_path / "Uni" / "Uni_TEST.ts", ["1,2:c"], equal=False)
-    write_ts(tmp_path / "Uni" / "Uni_eq_TRAIN.ts", ["1,2:a"])  # an equal-length copy: not its own set
+    write_ts(tmp_path / "Uni" / "Uni_eq_TRAIN.ts", ["1,2:a"])  # an equal-length copy without its test file
+    write_ts(tmp_path / "Multi" / "Multi_eq_TRAIN.ts", ["1,2:3,4:a", "0,2:3,5:B"], univariate=False)
+    write_ts(tmp_path / "Multi" / "Multi_eq_TEST.ts", ["1,2:3,4:B"], univariate=False)  # a complete twin
+    write_ts(tmp_path / "Lone" / "Lone_eq_TRAIN.ts", ["1,2:a", "3,4:B"])  # a twin needs no <Name> pair
+    write_ts(tmp_path / "Lone" / "Lone_eq_TEST.ts", ["1,2:c"])
+    write_ts(tmp_path / "Lone" / "Other_eq_TRAIN.ts", ["1,2:a"])  # not named after its folder: ignored
+    write_ts(tmp_path / "Lone" / "Other_eq_TEST.ts", ["1,2:a"])
     write_ts(tmp_path / "Multi" / "Multi_TRAIN.ts", ["1,2:3,4:a", "0,2:3,5:B"], univariate=False)
     write_ts(tmp_path / "Multi" / "Multi_TEST.ts", ["1,2:3,4:B"], univariate=False)
     write_ts(tmp_path / "Reg" / "Reg_TRAIN.ts", ["1,2:0.5"], label_header="@targetlabel true")
     write_ts(tmp_path / "Reg" / "Reg_TEST.ts", ["1,2:0.7"], label_header="@targetlabel true")
     write_ts(tmp_path / "Lonely" / "Lonely_TRAIN.ts", ["1,2:a"])  # no test file
     problems = {problem.registered_name: problem for problem in find_ts_classification_problems(tmp_path)}
-    assert sorted(problems) == ["ucr:Uni", "uea:Multi"]
+    assert sorted(problems) == ["ucr:Lone_eq", "ucr:Uni", "uea:Multi", "uea:Multi_eq"]
     assert problems["ucr:Uni"].description() == "UCR Uni (aeon bundled): 3 train / 1 test, 1 channel, length 2-4 (unequal), 3 classes"
+    assert problems["ucr:Uni"].twin_of is None and problems["uea:Multi_eq"].twin_of == "Multi"
+    assert problems["ucr:Lone_eq"].description() == (
+        "UCR Lone_eq (aeon bundled, equal-length twin of ucr:Lone): 2 train / 1 test, 1 channel, length 2, 3 classes"
+    )
+    assert problems["uea:Multi_eq"].train_path.name == "Multi_eq_TRAIN.ts"
 
     splits = load_ts_problem(problems["ucr:Uni"], normalize="none")
     # the test-only class 'c' still gets an index; aeon lower-cases labels, the header's spelling comes back
@@ -154,6 +191,30 @@ def test_unequal_length_sets_are_nan_padded():
     assert torch.isnan(vowels.train.inputs).any()
     channel_means = np.nanmean(vowels.train.inputs.numpy().astype(np.float64), axis=(0, 2))
     assert np.allclose(channel_means, 0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "classes", "train_size", "test_size", "shape"), EQUAL_LENGTH_TWINS)
+def test_equal_length_twins_load_without_padding(name, classes, train_size, test_size, shape):
+    stem = name.split(":", 1)[1]
+    raw = load_dataset(name, normalize="none")
+    assert raw.train.inputs.shape == (train_size, *shape) and raw.test.inputs.shape == (test_size, *shape)
+    assert raw.input_shape == shape and raw.modality == "series"
+    assert raw.num_classes == classes and raw.class_names == [str(k) for k in range(1, classes + 1)]
+    assert not torch.isnan(raw.train.inputs).any() and not torch.isnan(raw.test.inputs).any()  # equal length
+    for dataset, split in ((raw.train, "TRAIN"), (raw.test, "TEST")):
+        values, labels = aeon_split(stem, split)  # aeon/datasets/data/<Name>/<Name>_eq_<SPLIT>.ts
+        assert isinstance(values, np.ndarray) and values.shape == (len(dataset), *shape)
+        assert torch.equal(dataset.inputs, torch.from_numpy(values.astype(np.float32)))
+        assert dataset.labels.tolist() == [int(label) - 1 for label in labels]
+        assert set(dataset.labels.tolist()) == set(range(classes))
+    # normalised as the set it is a twin of: PickupGestureWiimoteZ is on TS2Vec's list (one global
+    # train-fitted mean/std), JapaneseVowels is multivariate (per channel)
+    train = load_dataset(name).train.inputs.numpy().astype(np.float64)
+    if name.startswith("ucr:"):
+        assert stem.removesuffix("_eq") in TS2VEC_UNNORMALIZED_UCR
+        assert abs(train.mean()) < 1e-6 and abs(train.std() - 1) < 1e-5
+    else:
+        assert np.allclose(train.mean(axis=(0, 2)), 0, atol=1e-5) and np.allclose(train.std(axis=(0, 2)), 1, atol=1e-5)
 
 
 def test_loading_never_touches_the_network(monkeypatch):

@@ -2,7 +2,9 @@
 
 Every classification problem that ships inside the installed ``aeon`` package
 (``aeon/datasets/data/<Name>/<Name>_TRAIN.ts`` and ``_TEST.ts`` with ``@classLabel true``)
-is registered as ``ucr:<Name>`` (univariate) or ``uea:<Name>`` (multivariate). Only the
+is registered as ``ucr:<Name>`` (univariate) or ``uea:<Name>`` (multivariate), and so is
+the equal-length twin aeon ships beside an unequal-length set (``<Name>_eq_TRAIN.ts`` and
+``_TEST.ts`` in the same folder), as ``ucr:<Name>_eq`` or ``uea:<Name>_eq``. Only the
 ``.ts`` headers are read when the names are registered, and ``aeon`` itself is imported
 only when a set is loaded; nothing is ever downloaded. The ``series`` dataset loads a
 user's own ``.npy`` or ``.csv`` files.
@@ -97,6 +99,8 @@ class TsProblem:
         train_size: the number of training series.
         test_size: the number of test series.
         class_values: the class names the header declares (``@classLabel true ...``), as written.
+        twin_of: for an equal-length twin (``<Name>_eq``, shipped beside an unequal-length
+            ``<Name>``), the name of the set it is a copy of; ``None`` otherwise.
     """
 
     name: str
@@ -108,6 +112,7 @@ class TsProblem:
     train_size: int
     test_size: int
     class_values: tuple[str, ...]
+    twin_of: str | None = None
 
     @property
     def archive(self) -> str:
@@ -128,7 +133,13 @@ class TsProblem:
             shortest, longest = self.lengths
             parts.append(f"length {longest}" if shortest == longest else f"length {shortest}-{longest} (unequal)")
         parts.append(f"{len(self.class_values)} classes")
-        return f"{self.archive.upper()} {self.name} (aeon bundled): {', '.join(parts)}"
+        origin = "aeon bundled" if self.twin_of is None else f"aeon bundled, equal-length twin of {self.archive}:{self.twin_of}"
+        return f"{self.archive.upper()} {self.name} ({origin}): {', '.join(parts)}"
+
+    @property
+    def normalisation_name(self) -> str:
+        """The name the TS2Vec normalisation lists are checked against: a twin's source set."""
+        return self.name if self.twin_of is None else self.twin_of
 
 
 def read_ts_header(path: str | Path) -> dict[str, object]:
@@ -207,8 +218,12 @@ def find_ts_classification_problems(folder: str | Path) -> list[TsProblem]:
 
     A problem is a sub-folder ``<Name>`` holding both ``<Name>_TRAIN.ts`` and
     ``<Name>_TEST.ts`` whose training header says ``@classLabel true`` (and not
-    ``@targetlabel true``). Other files there are ignored, e.g. aeon's ``<Name>_eq_*``
-    equal-length copies and train-only sets such as ``UnitTestTimeStamps``.
+    ``@targetlabel true``). The equal-length twin that aeon ships beside an
+    unequal-length set, ``<Name>_eq_TRAIN.ts`` and ``<Name>_eq_TEST.ts`` in the same
+    folder (e.g. ``PickupGestureWiimoteZ_eq``, ``JapaneseVowels_eq``), is a problem of
+    its own named ``<Name>_eq`` (with :attr:`TsProblem.twin_of` set to ``<Name>``); it
+    needs no ``<Name>`` pair beside it. Other files there are ignored, e.g. train-only
+    sets such as ``UnitTestTimeStamps``.
 
     Args:
         folder: the folder to scan (aeon's is :func:`aeon_data_dir`).
@@ -221,38 +236,45 @@ def find_ts_classification_problems(folder: str | Path) -> list[TsProblem]:
         return []
     problems = []
     for directory in sorted(folder.iterdir()):
-        train_path = directory / f"{directory.name}_TRAIN.ts"
-        test_path = directory / f"{directory.name}_TEST.ts"
-        if not (train_path.is_file() and test_path.is_file()):
-            continue
-        try:
-            train_header, test_header = read_ts_header(train_path), read_ts_header(test_path)
-        except (OSError, ValueError):
-            continue  # a damaged file must not break `contrastkit list`; loading it reports the error
-        if not train_header["classlabel"] or train_header["targetlabel"]:
-            continue  # regression (TSER) problems carry a numeric target, not a class
-        train_size, train_channels, train_lengths = _scan_ts_data(train_path, train_header)
-        test_size, test_channels, test_lengths = _scan_ts_data(test_path, test_header)
-        channels = train_channels if train_channels is not None else test_channels
-        if channels is None and train_header["univariate"]:
-            channels = 1
-        lengths = None
-        if train_lengths is not None and test_lengths is not None:
-            lengths = (min(train_lengths[0], test_lengths[0]), max(train_lengths[1], test_lengths[1]))
-        problems.append(
-            TsProblem(
-                name=directory.name,
-                train_path=train_path,
-                test_path=test_path,
-                univariate=bool(train_header["univariate"]),
-                channels=channels,
-                lengths=lengths,
-                train_size=train_size,
-                test_size=test_size,
-                class_values=tuple(train_header["class_values"]),  # type: ignore[arg-type]
-            )
-        )
-    return problems
+        for name, twin_of in ((directory.name, None), (f"{directory.name}_eq", directory.name)):
+            problem = _read_ts_problem(directory, name, twin_of)
+            if problem is not None:
+                problems.append(problem)
+    return sorted(problems, key=lambda problem: problem.name)
+
+
+def _read_ts_problem(directory: Path, name: str, twin_of: str | None) -> TsProblem | None:
+    """The problem ``<directory>/<name>_TRAIN.ts`` + ``_TEST.ts``, or ``None`` when it is not one."""
+    train_path = directory / f"{name}_TRAIN.ts"
+    test_path = directory / f"{name}_TEST.ts"
+    if not (train_path.is_file() and test_path.is_file()):
+        return None
+    try:
+        train_header, test_header = read_ts_header(train_path), read_ts_header(test_path)
+    except (OSError, ValueError):
+        return None  # a damaged file must not break `contrastkit list`; loading it reports the error
+    if not train_header["classlabel"] or train_header["targetlabel"]:
+        return None  # regression (TSER) problems carry a numeric target, not a class
+    train_size, train_channels, train_lengths = _scan_ts_data(train_path, train_header)
+    test_size, test_channels, test_lengths = _scan_ts_data(test_path, test_header)
+    channels = train_channels if train_channels is not None else test_channels
+    if channels is None and train_header["univariate"]:
+        channels = 1
+    lengths = None
+    if train_lengths is not None and test_lengths is not None:
+        lengths = (min(train_lengths[0], test_lengths[0]), max(train_lengths[1], test_lengths[1]))
+    return TsProblem(
+        name=name,
+        train_path=train_path,
+        test_path=test_path,
+        univariate=bool(train_header["univariate"]),
+        channels=channels,
+        lengths=lengths,
+        train_size=train_size,
+        test_size=test_size,
+        class_values=tuple(train_header["class_values"]),  # type: ignore[arg-type]
+        twin_of=twin_of,
+    )
 
 
 def aeon_data_dir() -> Path | None:
@@ -433,7 +455,8 @@ def load_ts_problem(problem: TsProblem, *, normalize: str = "ts2vec") -> Dataset
         raise ValueError(f"{what}: train has {train.shape[1]} channels but test has {test.shape[1]}")
     if normalize == "ts2vec":
         if problem.univariate:
-            if problem.name in TS2VEC_UNNORMALIZED_UCR or problem.name in BUNDLED_UNNORMALIZED:
+            # A twin holds its source set's series, so it is normalised as that set is.
+            if problem.normalisation_name in TS2VEC_UNNORMALIZED_UCR or problem.normalisation_name in BUNDLED_UNNORMALIZED:
                 train, test = standardize_series(train, test, per_channel=False, source=what)
         else:
             train, test = standardize_series(train, test, per_channel=True, source=what)
