@@ -257,15 +257,53 @@ def test_decoder_fills_masked_positions_with_its_mask_tokens_and_reconstructs_fu
         for token in decoder.mask_tokens:
             token.copy_(torch.arange(token.shape[1], dtype=torch.float32).view(1, -1, 1, 1) + 7.0)
     decoder.eval()
-    # Check the densified input of the deepest scale by hooking its BatchNorm.
+    # Check the densified input of the deepest scale's projection by hooking its conv: the stage map
+    # after the batch-norm at visible positions, the raw (un-normalised) mask token elsewhere.
     seen = {}
-    handle = decoder.densify[2][0].register_forward_hook(lambda m, inputs, out: seen.setdefault("x", inputs[0]))
+    handle = decoder.densify[2][1].register_forward_hook(lambda m, inputs, out: seen.update(x=inputs[0]))
     reconstruction = decoder(maps, visible)
     handle.remove()
     assert reconstruction.shape == (2, 1, 32, 32)
     mask = visible.unsqueeze(1).expand_as(seen["x"])
-    torch.testing.assert_close(seen["x"][mask], maps[2][mask])
+    torch.testing.assert_close(seen["x"][mask], decoder.densify[2][0](maps[2])[mask])
     expected_tokens = (torch.arange(8.0) + 7.0).view(1, -1, 1, 1).expand_as(seen["x"])
     torch.testing.assert_close(seen["x"][~mask], expected_tokens[~mask])
     reconstruction.sum().backward()
     assert all(token.grad is not None and token.grad.abs().sum() > 0 for token in decoder.mask_tokens)
+
+
+def test_densify_normalises_visible_positions_before_the_mask_tokens_fill_in():
+    # SparK's order (spark.py: densify_norms[i], then where(active, ., mask_tokens[i]), then
+    # densify_projs[i]): the batch-norm's statistics come from the visible features only, and the
+    # tokens are not normalised. Normalising after the fill would mix the tokens into the statistics.
+    torch.manual_seed(0)
+    decoder = SparKDecoder([4], [2], out_channels=1, decoder_width=8)
+    norm, project = decoder.densify[0]
+    feature = torch.randn(2, 4, 4, 4) * 3 + 2
+    visible = torch.tensor([[[True, False], [False, True]], [[False, False], [True, False]]])
+    mask = upsample_mask(visible, (4, 4))  # [B, H, W]
+    feature = feature * mask.unsqueeze(1)  # what the sparse encoder hands over: zeros at masked positions
+    with torch.no_grad():
+        decoder.mask_tokens[0].copy_(torch.tensor([5.0, -5.0, 2.0, 0.5]).view(1, -1, 1, 1))
+    (dense,) = decoder.densified([feature], visible)
+    rows = feature.permute(0, 2, 3, 1)[mask]  # [N_visible, C]
+    mean, var = rows.mean(0), rows.var(0, unbiased=False)
+    normalised = (feature - mean[:, None, None]) / (var[:, None, None] + norm.eps).sqrt()
+    filled = torch.where(mask.unsqueeze(1), normalised, decoder.mask_tokens[0])
+    torch.testing.assert_close(dense, project(filled))
+    torch.testing.assert_close(norm.running_mean, 0.1 * mean)
+    torch.testing.assert_close(norm.running_var, 0.9 + 0.1 * rows.var(0, unbiased=True))
+
+
+def test_decoder_initialisation_follows_spark_light_decoder():
+    torch.manual_seed(0)
+    decoder = SparKDecoder([32, 64, 128], [2, 4, 8], out_channels=1, decoder_width=64)
+    convs = [m for m in [*decoder.up.modules(), decoder.head] if isinstance(m, nn.Conv2d)]
+    transposed = [m for m in decoder.up.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert convs and transposed
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert abs(float(weights.std()) - 0.02) < 0.002 and abs(float(weights.mean())) < 0.002
+    assert all(m.bias is None or not m.bias.any() for m in [*convs, *transposed])
+    for m in transposed:  # Kaiming normal, fan-out: std = sqrt(2 / (out_channels * k * k))
+        expected = (2.0 / (m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3])) ** 0.5
+        assert abs(float(m.weight.std()) / expected - 1) < 0.1

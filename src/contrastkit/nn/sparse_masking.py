@@ -44,6 +44,7 @@ __all__ = [
     "normalized_patch_targets",
     "patchify",
     "random_patch_mask",
+    "sparse_batch_norm",
     "sparse_feature_maps",
     "stage_geometry",
     "upsample_mask",
@@ -115,6 +116,38 @@ def upsample_mask(visible: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return visible.repeat_interleave(height // grid_h, dim=-2).repeat_interleave(width // grid_w, dim=-1)
 
 
+def sparse_batch_norm(module: nn.BatchNorm2d, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``module`` applied to the visible positions of ``x`` only (SparK's ``SparseBatchNorm2d``).
+
+    A 1D batch-norm over the ``[N_visible, C]`` rows at ``mask``: statistics (and running-statistic
+    updates) come from visible positions only; masked positions are written as zeros.
+
+    Args:
+        module: the ``BatchNorm2d`` whose parameters and running statistics are used.
+        x: ``[B, C, H, W]``.
+        mask: ``[B, H, W]`` bool, ``True`` where visible.
+
+    Returns:
+        ``[B, C, H, W]``, zero at masked positions.
+    """
+    channels_last = x.permute(0, 2, 3, 1)  # [B, H, W, C]
+    rows = channels_last[mask]  # [N_visible, C]: a 1D batch-norm over visible positions only
+    use_batch_stats = module.training or module.running_mean is None
+    momentum = 0.0 if module.momentum is None else module.momentum
+    if module.training and module.track_running_stats and module.num_batches_tracked is not None:
+        module.num_batches_tracked.add_(1)
+        if module.momentum is None:  # cumulative moving average, as nn.BatchNorm does
+            momentum = 1.0 / float(module.num_batches_tracked)
+    # Without track_running_stats the running buffers are None and batch statistics are used.
+    normalised = F.batch_norm(
+        rows, module.running_mean, module.running_var, module.weight, module.bias,
+        use_batch_stats, momentum, module.eps,
+    )  # fmt: skip
+    out = channels_last.new_zeros(channels_last.shape[:-1] + (normalised.shape[-1],), dtype=normalised.dtype)
+    out[mask] = normalised
+    return out.permute(0, 3, 1, 2)
+
+
 class SparseEncoding:
     """Context manager that makes a CNN's ``Conv2d`` and ``BatchNorm2d`` layers sparse for one mask.
 
@@ -164,23 +197,7 @@ class SparseEncoding:
         return output * mask.to(output.dtype)
 
     def _sparse_batch_norm(self, module: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-        mask = self.mask_at(x.shape[-2], x.shape[-1])[:, 0]  # [B, H, W]
-        channels_last = x.permute(0, 2, 3, 1)  # [B, H, W, C]
-        rows = channels_last[mask]  # [N_visible, C]: a 1D batch-norm over visible positions only
-        use_batch_stats = module.training or module.running_mean is None
-        momentum = 0.0 if module.momentum is None else module.momentum
-        if module.training and module.track_running_stats and module.num_batches_tracked is not None:
-            module.num_batches_tracked.add_(1)
-            if module.momentum is None:  # cumulative moving average, as nn.BatchNorm does
-                momentum = 1.0 / float(module.num_batches_tracked)
-        # Without track_running_stats the running buffers are None and batch statistics are used.
-        normalised = F.batch_norm(
-            rows, module.running_mean, module.running_var, module.weight, module.bias,
-            use_batch_stats, momentum, module.eps,
-        )  # fmt: skip
-        out = channels_last.new_zeros(channels_last.shape[:-1] + (normalised.shape[-1],), dtype=normalised.dtype)
-        out[mask] = normalised
-        return out.permute(0, 3, 1, 2)
+        return sparse_batch_norm(module, x, self.mask_at(x.shape[-2], x.shape[-1])[:, 0])
 
     def __enter__(self) -> SparseEncoding:
         for module in self.encoder.modules():
@@ -356,9 +373,14 @@ class SparKDecoder(nn.Module):
 
     At the deepest scale (downsampling ``2**n``) decoding starts at width ``decoder_width``; each of
     the ``n`` up-blocks doubles the resolution and halves the width. The densified map of every
-    encoder stage (``where(visible, feature, mask_token)`` -> BatchNorm -> conv to the decoder width of
-    its resolution; 1x1 at the deepest scale, 3x3 elsewhere, as in SparK) is added where the decoder
-    reaches its resolution; a 1x1 convolution finally maps to image channels.
+    encoder stage (a batch-norm over its visible positions only, then ``where(visible, ., mask_token)``,
+    then a conv to the decoder width of its resolution; 1x1 at the deepest scale, 3x3 elsewhere: the
+    order of SparK's ``densify_norms``/``mask_tokens``/``densify_projs``, so the tokens live in the
+    normalised space and never enter the statistics) is added where the decoder reaches its
+    resolution; a 1x1 convolution finally maps to image channels. The up-blocks and that last
+    convolution are initialised as SparK's ``LightDecoder.initialize``: ``Conv2d`` weights
+    ``N(0, 0.02)``, transposed convolutions Kaiming-normal (fan-out), biases 0, batch-norms 1 and 0;
+    the densify convolutions keep PyTorch's default, as SparK's do.
 
     Args:
         encoder_widths: channels of each encoder stage, shallow to deep.
@@ -404,15 +426,27 @@ class SparKDecoder(nn.Module):
             ))  # fmt: skip
         self.up = nn.ModuleList(_UpBlock(self.level_widths[k], self.level_widths[k + 1]) for k in range(steps))
         self.head = nn.Conv2d(self.level_widths[-1], out_channels, 1)
+        for module in [*self.up.modules(), self.head]:
+            if isinstance(module, nn.Conv2d):
+                nn.init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)  # timm's default bounds
+            elif isinstance(module, nn.ConvTranspose2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def densified(self, maps: Sequence[torch.Tensor], visible: torch.Tensor) -> list[torch.Tensor]:
-        """Each stage's map with masked positions filled by its mask token, projected to decoder width."""
+        """Each stage's map normalised over its visible positions, masked positions filled by its
+        mask token, projected to decoder width (``densify[i]`` holds that batch-norm and conv)."""
         if len(maps) != len(self.densify):
             raise ValueError(f"SparKDecoder: expected {len(self.densify)} feature maps, got {len(maps)}")
         out = []
-        for feature, token, project in zip(maps, self.mask_tokens, self.densify):
-            mask = upsample_mask(visible, feature.shape[-2:]).unsqueeze(1)
-            out.append(project(torch.where(mask, feature, token.to(feature.dtype))))
+        for feature, token, (norm, project) in zip(maps, self.mask_tokens, self.densify):
+            mask = upsample_mask(visible, feature.shape[-2:])
+            normalised = sparse_batch_norm(norm, feature, mask)
+            out.append(project(torch.where(mask.unsqueeze(1), normalised, token.to(normalised.dtype))))
         return out
 
     def forward(self, maps: Sequence[torch.Tensor], visible: torch.Tensor) -> torch.Tensor:
