@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contrastkit.errors import unknown_name_error
+from contrastkit.utils.checks import unknown_name_error
 
 VERDICTS = ("FULL", "PARTIAL", "OUT")
 STATUSES = ("implemented", "partly implemented", "not implemented", "out of scope")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from contrastkit.data.arrays import ArrayDataset
-from contrastkit.errors import unknown_name_error
+from contrastkit.utils.checks import unknown_name_error
 
 #: Modules whose import registers the built-in datasets.
 _BUILTIN_MODULES = (

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings, check_labels
 
 #: Classifiers of :func:`evaluate_episodes`.
 CLASSIFIERS = ("prototype", "opta", "logistic", "opta-logistic")
@@ -49,17 +49,6 @@ class Episodes(NamedTuple):
     support: torch.Tensor
     query: torch.Tensor
     classes: torch.Tensor
-
-
-def _check_labels(labels: torch.Tensor, rows: int | None = None) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor) or labels.dim() != 1:
-        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"few-shot labels: expected a 1-D integer tensor, got {shape}")
-    if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"few-shot labels: expected integer labels, got dtype {labels.dtype}")
-    if rows is not None and labels.shape[0] != rows:
-        raise ValueError(f"few-shot labels: expected {rows} labels (one per feature row), got {labels.shape[0]}")
-    return labels.long()
 
 
 def sample_episodes(
@@ -99,7 +88,7 @@ def sample_episodes(
         >>> e.support.shape, e.query.shape
         (torch.Size([3, 5, 1]), torch.Size([3, 5, 15]))
     """
-    labels = _check_labels(labels)
+    labels = check_labels("few-shot labels", labels)
     for name, value in (("ways", ways), ("shots", shots), ("queries", queries), ("episodes", episodes)):
         if int(value) < 1:
             raise ValueError(f"sample_episodes: expected {name} >= 1, got {value}")
@@ -378,7 +367,7 @@ def evaluate_episodes(
     if classifier not in CLASSIFIERS:
         raise ValueError(f"evaluate_episodes: expected classifier in {CLASSIFIERS}, got {classifier!r}")
     check_embeddings("features", features)
-    labels = _check_labels(labels, features.shape[0]).to(features.device)
+    labels = check_labels("few-shot labels", labels, features.shape[0]).to(features.device)
     generator = torch.Generator().manual_seed(int(seed))
     sampled = sample_episodes(labels, ways=ways, shots=shots, queries=queries, episodes=episodes, generator=generator)
     features = features.float()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings
 
 
 def alignment(features_a: torch.Tensor, features_b: torch.Tensor, *, alpha: float = 2.0) -> float:

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.data.graph_pairs import pair_keys, sample_non_edges
-from contrastkit.errors import check_embeddings
 from contrastkit.eval.linear_probe import fit_logistic_regression
+from contrastkit.utils.checks import check_edge_index, check_embeddings
 
 #: The L2 strengths (of ``mean cross-entropy + weight_decay * ||W||^2``) compared on the
 #: validation nodes. Wide, because node-classification training sets are small (10% of Cora is
@@ -275,7 +275,7 @@ def split_edges(
         ValueError: on a malformed ``edge_index``, fractions that leave no training pair, or a
             graph too dense to supply enough negatives.
     """
-    edge_index = _check_edge_index("split_edges", edge_index, int(num_nodes))
+    edge_index = check_edge_index("split_edges", edge_index, int(num_nodes), dtype=None, min_nodes=1)
     device, num_nodes = edge_index.device, int(num_nodes)
     if not (0.0 <= val_fraction < 1.0 and 0.0 <= test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
         raise ValueError(
@@ -345,8 +345,8 @@ def link_prediction(
     if score not in ("cosine", "dot"):
         raise ValueError(f"link_prediction: expected score 'cosine' or 'dot', got {score!r}")
     num_nodes = embeddings.shape[0]
-    pos = _check_edge_index("link_prediction pos", pos, num_nodes, min_edges=1)
-    neg = _check_edge_index("link_prediction neg", neg, num_nodes, min_edges=1)
+    pos = check_edge_index("link_prediction pos", pos, num_nodes, dtype=None, min_nodes=1, min_edges=1)
+    neg = check_edge_index("link_prediction neg", neg, num_nodes, dtype=None, min_nodes=1, min_edges=1)
     features = embeddings.detach().double()
     if score == "cosine":
         features = F.normalize(features, dim=1)
@@ -429,23 +429,6 @@ def _check_index(
     if index.numel() and int(labels[index].min()) < 0:
         raise ValueError(f"{name}: expected labelled nodes only, got {int((labels[index] < 0).sum())} with label < 0")
     return index
-
-
-def _check_edge_index(name: str, edge_index: torch.Tensor, num_nodes: int, *, min_edges: int = 0) -> torch.Tensor:
-    if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        shape = tuple(edge_index.shape) if isinstance(edge_index, torch.Tensor) else type(edge_index).__name__
-        raise ValueError(f"{name}: expected a [2, E] integer tensor of node pairs, got {shape}")
-    if edge_index.is_floating_point() or edge_index.is_complex():
-        raise ValueError(f"{name}: expected integer node ids, got dtype {edge_index.dtype}")
-    if num_nodes < 1:
-        raise ValueError(f"{name}: expected num_nodes >= 1, got {num_nodes}")
-    if edge_index.shape[1] < min_edges:
-        raise ValueError(f"{name}: expected at least {min_edges} pairs, got {edge_index.shape[1]}")
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
-        raise ValueError(
-            f"{name}: expected node ids in [0, {num_nodes}), got [{int(edge_index.min())}, {int(edge_index.max())}]"
-        )
-    return edge_index.long()
 
 
 def _check_scores(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

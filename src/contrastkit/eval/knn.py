@@ -14,18 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-
-
-def _check_labels(name: str, labels: torch.Tensor, rows: int) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.shape[0] != rows:
-        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"{name}: expected integer labels of shape [{rows}], got {shape}")
-    if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"{name}: expected integer labels, got dtype {labels.dtype}")
-    if labels.numel() and int(labels.min()) < 0:
-        raise ValueError(f"{name}: expected non-negative labels, got minimum {int(labels.min())}")
-    return labels.long()
+from contrastkit.utils.checks import check_embeddings, check_labels
 
 
 def knn_scores(
@@ -58,7 +47,8 @@ def knn_scores(
     """
     check_embeddings("train_features", train_features)
     check_embeddings("test_features", test_features, dim=train_features.shape[1], min_rows=0)
-    train_labels = _check_labels("train_labels", train_labels, train_features.shape[0]).to(train_features.device)
+    train_labels = check_labels("train_labels", train_labels, train_features.shape[0], non_negative=True)
+    train_labels = train_labels.to(train_features.device)
     if int(k) < 1:
         raise ValueError(f"knn: expected k >= 1, got {k}")
     if not float(temperature) > 0:
@@ -119,7 +109,7 @@ def knn_accuracy(
         1.0
     """
     check_embeddings("test_features", test_features)
-    test_labels = _check_labels("test_labels", test_labels, test_features.shape[0])
+    test_labels = check_labels("test_labels", test_labels, test_features.shape[0], non_negative=True)
     if num_classes is None:
         num_classes = int(max(int(train_labels.max()), int(test_labels.max()))) + 1
     scores = knn_scores(

@@ -16,20 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings, check_labels
 
 __all__ = ["KNNDetector"]
-
-
-def _check_labels(name: str, labels: torch.Tensor, rows: int) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor) or labels.shape != (rows,):
-        got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"{name}: expected integer labels of shape [{rows}], got {got}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"{name}: expected integer labels, got dtype {labels.dtype}")
-    if rows and int(labels.min()) < 0:
-        raise ValueError(f"{name}: expected non-negative labels, got minimum {int(labels.min())}")
-    return labels.long()
 
 
 class KNNDetector:
@@ -76,7 +65,7 @@ class KNNDetector:
     def fit(self, embeddings: torch.Tensor, labels: torch.Tensor) -> KNNDetector:
         """Replace the database with ``embeddings [N, D]`` and their ``labels [N]``; returns ``self``."""
         check_embeddings("embeddings", embeddings)
-        labels = _check_labels("labels", labels, embeddings.shape[0])
+        labels = check_labels("labels", labels, embeddings.shape[0], allow_bool=False, non_negative=True)
         self.embeddings = self._prepare(embeddings)
         self.labels = labels.to(embeddings.device)
         return self
@@ -89,7 +78,7 @@ class KNNDetector:
         if self.embeddings is None or self.labels is None:
             return self.fit(embeddings, labels)
         check_embeddings("embeddings", embeddings, dim=self.embeddings.shape[1])
-        labels = _check_labels("labels", labels, embeddings.shape[0])
+        labels = check_labels("labels", labels, embeddings.shape[0], allow_bool=False, non_negative=True)
         prepared = self._prepare(embeddings).to(self.embeddings)
         self.embeddings = torch.cat([self.embeddings, prepared])
         self.labels = torch.cat([self.labels, labels.to(self.labels.device)])
@@ -133,7 +122,7 @@ class KNNDetector:
         if not isinstance(queries, torch.Tensor) or queries.dim() != 2:
             got = tuple(queries.shape) if isinstance(queries, torch.Tensor) else type(queries).__name__
             raise ValueError(f"queries: expected shape [M, D], got {got}")
-        labels = _check_labels("labels", labels, queries.shape[0])
+        labels = check_labels("labels", labels, queries.shape[0], allow_bool=False, non_negative=True)
         if queries.shape[0] == 0:
             raise ValueError("queries: expected at least one query to score, got 0")
         predictions = self.predict(queries)

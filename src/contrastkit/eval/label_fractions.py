@@ -23,9 +23,8 @@ from typing import Any
 
 import torch
 
-from contrastkit.errors import check_embeddings
-from contrastkit.eval.knn import _check_labels
 from contrastkit.eval.linear_probe import linear_probe_accuracy
+from contrastkit.utils.checks import check_embeddings, check_labels
 
 __all__ = ["DEFAULT_FRACTIONS", "FractionResult", "label_fraction_probe", "stratified_label_subset"]
 
@@ -135,8 +134,8 @@ def label_fraction_probe(
     """
     check_embeddings("train_features", train_features, min_rows=2)
     check_embeddings("test_features", test_features, dim=train_features.shape[1])
-    train_labels = _check_labels("train_labels", train_labels, train_features.shape[0]).cpu().long()
-    test_labels = _check_labels("test_labels", test_labels, test_features.shape[0]).cpu().long()
+    train_labels = check_labels("train_labels", train_labels, train_features.shape[0], non_negative=True).cpu().long()
+    test_labels = check_labels("test_labels", test_labels, test_features.shape[0], non_negative=True).cpu().long()
     if int(repeats) < 1:
         raise ValueError(f"label_fraction_probe: expected repeats >= 1, got {repeats}")
     fractions = [float(f) for f in fractions]

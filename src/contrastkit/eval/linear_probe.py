@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.data.splits import split_indices, subset_indices
-from contrastkit.errors import check_embeddings
-from contrastkit.eval.knn import _check_labels, accuracy_from_scores
+from contrastkit.eval.knn import accuracy_from_scores
+from contrastkit.utils.checks import check_embeddings, check_labels
 
 #: The weight decays compared on the hold-out split by default.
 DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (1e-5, 1e-4, 1e-3)
@@ -129,8 +129,8 @@ def linear_probe_accuracy(
     """
     check_embeddings("train_features", train_features, min_rows=2)
     check_embeddings("test_features", test_features, dim=train_features.shape[1])
-    train_labels = _check_labels("train_labels", train_labels, train_features.shape[0]).cpu()
-    test_labels = _check_labels("test_labels", test_labels, test_features.shape[0]).cpu()
+    train_labels = check_labels("train_labels", train_labels, train_features.shape[0], non_negative=True).cpu()
+    test_labels = check_labels("test_labels", test_labels, test_features.shape[0], non_negative=True).cpu()
     if num_classes is None:
         num_classes = max(int(train_labels.max()), int(test_labels.max())) + 1
     if int(train_labels.max()) >= num_classes:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from contrastkit.data.interactions import csr_rows_mask, pairs_to_csr
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings
 
 
 def _check_pairs(name: str, pairs: torch.Tensor, num_users: int, num_items: int) -> None:

@@ -44,7 +44,7 @@ from typing import Literal, overload
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings
 
 try:
     import pytrec_eval

@@ -34,8 +34,7 @@ import numpy as np
 import torch
 
 from contrastkit.data.splits import subset_indices
-from contrastkit.errors import check_embeddings
-from contrastkit.eval.knn import _check_labels
+from contrastkit.utils.checks import check_embeddings, check_labels
 
 #: The candidate penalties of the cross-validated search (TS2Vec's grid; ``inf`` is a hard margin).
 SVM_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0, 10000.0, math.inf)
@@ -85,8 +84,8 @@ def svm_probe(
 
     check_embeddings("train_features", train_features, min_rows=2)
     check_embeddings("test_features", test_features, dim=train_features.shape[1])
-    train_labels = _check_labels("train_labels", train_labels, train_features.shape[0])
-    test_labels = _check_labels("test_labels", test_labels, test_features.shape[0])
+    train_labels = check_labels("train_labels", train_labels, train_features.shape[0], non_negative=True)
+    test_labels = check_labels("test_labels", test_labels, test_features.shape[0], non_negative=True)
     if int(max_train) < 2:
         raise ValueError(f"svm_probe: expected max_train >= 2, got {max_train}")
 

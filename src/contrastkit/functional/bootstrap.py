@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.functional._validation import check_pair
+from contrastkit.utils.checks import check_pair
 
 __all__ = ["negative_cosine"]
 

@@ -29,13 +29,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import (
-    Scalar,
-    check_masked_prediction,
-    check_positive_scalar,
-)
 from contrastkit.functional.sinkhorn import sinkhorn_knopp
+from contrastkit.utils.checks import Scalar, check_embeddings, check_masked_prediction, check_positive_scalar
 
 __all__ = [
     "sinkhorn_knopp",

@@ -14,22 +14,22 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import (
-    Scalar,
-    check_finite_scalar,
-    check_pair,
-    check_positive_scalar,
-    check_reduction,
-    reduce,
-)
-from contrastkit.functional.core import contrastive_loss_from_logits
+from contrastkit.functional.core import contrastive_loss_from_logits, reduce
 from contrastkit.functional.paired import paired_contrastive_loss
 from contrastkit.functional.tiled import (
     ChunkSize,
     resolve_chunk_size,
     tiled_contrastive_loss,
     tiled_siglip_loss,
+)
+from contrastkit.utils.checks import (
+    Scalar,
+    check_embeddings,
+    check_finite_scalar,
+    check_labels,
+    check_pair,
+    check_positive_scalar,
+    check_reduction,
 )
 
 __all__ = [
@@ -42,15 +42,6 @@ __all__ = [
     "clip_loss",
     "siglip_loss",
 ]
-
-
-def _check_labels(labels: torch.Tensor, rows: int, name: str = "labels") -> None:
-    if not isinstance(labels, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor of shape [{rows}], got {type(labels).__name__}")
-    if labels.shape != (rows,):
-        raise ValueError(f"{name}: expected shape [{rows}] (one label per row), got {tuple(labels.shape)}")
-    if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"{name}: expected an integer or bool tensor, got dtype {labels.dtype}")
 
 
 def _normalize(x: torch.Tensor, normalize: bool) -> torch.Tensor:
@@ -247,7 +238,7 @@ def _check_positive_spec(
                 "pass pos_mask for unpaired keys"
             )
         if labels is not None:
-            _check_labels(labels, batch)
+            check_labels("labels", labels, batch)
     elif (
         not isinstance(pos_mask, torch.Tensor)
         or pos_mask.dim() != 2
@@ -429,7 +420,7 @@ def supcon(
     if labels is None:
         sample_labels = torch.arange(batch, device=features.device)
     else:
-        _check_labels(labels, batch)
+        check_labels("labels", labels, batch)
         sample_labels = labels.to(features.device)
     anchor_labels = sample_labels.repeat(views)
     z = _normalize(flat, normalize)

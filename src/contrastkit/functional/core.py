@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import torch
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import check_reduction, reduce
+from contrastkit.utils.checks import check_embeddings, check_reduction
 
 __all__ = ["contrastive_loss_from_logits"]
+
+
+def reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Apply a 'mean' | 'sum' | 'none' reduction to per-row losses."""
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
 
 
 def _check_matrix(name: str, tensor: torch.Tensor, shape: torch.Size) -> None:

@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import check_pair
+from contrastkit.utils.checks import check_embeddings, check_pair
 
 __all__ = ["distillation_loss", "dse_pair_features"]
 

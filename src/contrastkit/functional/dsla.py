@@ -41,8 +41,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import check_reduction, reduce
+from contrastkit.functional.core import reduce
+from contrastkit.utils.checks import check_embeddings, check_reduction
 
 __all__ = [
     "perturbation_distances",

@@ -7,8 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import check_pair, check_positive_scalar
+from contrastkit.utils.checks import check_embeddings, check_pair, check_positive_scalar
 
 __all__ = ["alignment", "mmd", "uniformity"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.functional._validation import check_pair, check_positive_scalar
 from contrastkit.functional.contrastive import nt_xent
+from contrastkit.utils.checks import check_pair, check_positive_scalar
 
 
 def grace_loss(h_a: torch.Tensor, h_b: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from contrastkit.functional._validation import Scalar, check_positive_scalar
+from contrastkit.utils.checks import Scalar, check_positive_scalar
 
 __all__ = [
     "sample_volume_features",

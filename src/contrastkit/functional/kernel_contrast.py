@@ -30,13 +30,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import (
-    Scalar,
-    check_positive_scalar,
-    check_reduction,
-    reduce,
-)
+from contrastkit.functional.core import reduce
+from contrastkit.utils.checks import Scalar, check_embeddings, check_positive_scalar, check_reduction
 
 __all__ = [
     "standardize_metadata",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from contrastkit.functional._validation import check_pair, check_positive_scalar
+from contrastkit.utils.checks import check_pair, check_positive_scalar
 
 __all__ = ["mix_inputs", "mixed_barlow_twins_regularizer"]
 

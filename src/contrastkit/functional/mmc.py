@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import (
+from contrastkit.utils.checks import (
     Scalar,
+    check_embeddings,
     check_masked_prediction,
     check_pair,
     check_positive_scalar,

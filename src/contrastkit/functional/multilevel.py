@@ -20,9 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import Scalar, check_positive_scalar
 from contrastkit.functional.core import contrastive_loss_from_logits
+from contrastkit.utils.checks import Scalar, check_embeddings, check_positive_scalar
 
 __all__ = ["multi_level_contrastive"]
 

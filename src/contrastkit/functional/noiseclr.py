@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from contrastkit.functional._validation import Scalar, check_positive_scalar
+from contrastkit.utils.checks import Scalar, check_positive_scalar
 
 __all__ = ["noise_differences", "noiseclr_loss"]
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from contrastkit.functional._validation import check_positive_scalar
+from contrastkit.utils.checks import check_positive_scalar
 
 __all__ = ["feature_map_similarity", "pcl_sr_contrastive", "dual_contrastive_discriminator_loss"]
 

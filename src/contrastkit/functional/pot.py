@@ -64,7 +64,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings
 
 __all__ = [
     "GCNLayer",

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import torch
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import (
+from contrastkit.functional.contrastive import info_nce
+from contrastkit.functional.tiled import ChunkSize
+from contrastkit.utils.checks import (
     Scalar,
+    check_embeddings,
     check_pair,
     check_positive_scalar,
     check_reduction,
 )
-from contrastkit.functional.contrastive import info_nce
-from contrastkit.functional.tiled import ChunkSize
 
 __all__ = ["multiple_negatives_ranking"]
 

@@ -17,15 +17,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import (
+from contrastkit.functional.contrastive import nt_xent
+from contrastkit.functional.core import reduce
+from contrastkit.utils.checks import (
     Scalar,
+    check_embeddings,
     check_pair,
     check_positive_scalar,
     check_reduction,
-    reduce,
 )
-from contrastkit.functional.contrastive import nt_xent
 
 __all__ = ["bpr_loss", "simgcl_perturb", "lightgcl_loss", "mclrec_regularizer", "mclrec_meta_loss"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.functional._validation import check_pair, check_positive_scalar
+from contrastkit.utils.checks import check_pair, check_positive_scalar
 
 __all__ = ["barlow_twins", "vicreg", "vicreg_terms"]
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import check_pair, check_positive_scalar
+from contrastkit.utils.checks import check_embeddings, check_pair, check_positive_scalar
 
 __all__ = ["align_loss", "uniform_loss", "joint_entropy_loss", "sepclr_loss"]
 

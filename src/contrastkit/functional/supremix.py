@@ -29,9 +29,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import Scalar, check_positive_scalar
 from contrastkit.functional.core import contrastive_loss_from_logits
+from contrastkit.utils.checks import Scalar, check_embeddings, check_positive_scalar
 
 __all__ = ["Mixtures", "label_distance_weights", "supremix_mixtures", "supremix_loss"]
 

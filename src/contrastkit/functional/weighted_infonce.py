@@ -16,13 +16,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.functional._validation import (
+from contrastkit.functional.core import reduce
+from contrastkit.utils.checks import (
     Scalar,
     check_finite_scalar,
     check_pair,
     check_positive_scalar,
     check_reduction,
-    reduce,
 )
 
 __all__ = ["game4loc_smoothing", "weighted_info_nce"]

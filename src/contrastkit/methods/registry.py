@@ -6,7 +6,6 @@ import inspect
 
 from torch import nn
 
-from contrastkit.errors import unknown_name_error
 from contrastkit.methods.autotcl import AutoTCL
 from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.base import Method
@@ -31,6 +30,7 @@ from contrastkit.methods.spark import SparK
 from contrastkit.methods.supcon import SupCon
 from contrastkit.methods.ts2vec import TS2Vec
 from contrastkit.methods.vicreg import VICReg
+from contrastkit.utils.checks import unknown_name_error
 
 METHODS: dict[str, type[Method]] = {
     "simclr": SimCLR,

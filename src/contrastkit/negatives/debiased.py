@@ -53,7 +53,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings
 
 __all__ = [
     "DebiasedPairSampler",

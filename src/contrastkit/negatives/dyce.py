@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrastkit.errors import check_embeddings
 from contrastkit.functional.sinkhorn import sinkhorn_knopp
 from contrastkit.negatives.clustering import spherical_kmeans
+from contrastkit.utils.checks import check_embeddings
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from contrastkit.errors import unknown_name_error
+from contrastkit.utils.checks import unknown_name_error
 
 POLICIES: tuple[str, ...] = ("none", "no_grad", "with_grad", "local_loss")
 """The gather policies, in order of increasing communication."""

@@ -24,10 +24,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
-from contrastkit.functional._validation import Scalar, check_positive_scalar
 from contrastkit.negatives.clustering import spherical_kmeans
 from contrastkit.negatives.queue import Queue
+from contrastkit.utils.checks import Scalar, check_embeddings, check_positive_scalar
 
 __all__ = [
     "halp_alignment_loss",

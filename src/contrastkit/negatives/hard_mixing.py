@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings
 
 __all__ = ["mochi_negatives"]
 

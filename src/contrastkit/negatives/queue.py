@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from contrastkit.errors import check_embeddings
+from contrastkit.utils.checks import check_embeddings
 
 
 class Queue(nn.Module):

@@ -32,8 +32,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from contrastkit.errors import check_embeddings
 from contrastkit.negatives.clustering import kmeans_plus_plus
+from contrastkit.utils.checks import check_embeddings
 
 __all__ = ["balanced_kmeans", "subclass_counts", "subclass_labels"]
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from torch import nn
 
-from contrastkit.errors import unknown_name_error
 from contrastkit.nn.mlp import MLPEncoder
 from contrastkit.nn.resnet import SmallResNet, resnet18_small
 from contrastkit.nn.series import DilatedConvEncoder
+from contrastkit.utils.checks import unknown_name_error
 
 
 def _small_resnet(in_channels: int = 1, image_size: int | None = None, **kwargs: object) -> nn.Module:

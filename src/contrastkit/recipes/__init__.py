@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contrastkit.errors import unknown_name_error
+from contrastkit.utils.checks import unknown_name_error
 
 RECIPE_DIR = Path(__file__).resolve().parent
 DEFAULT_RECIPE = "simclr-fashion-mnist"

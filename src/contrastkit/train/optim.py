@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from contrastkit.errors import unknown_name_error
+from contrastkit.utils.checks import unknown_name_error
 
 
 class LARS(torch.optim.Optimizer):

@@ -54,9 +54,12 @@ from torch_geometric.utils import is_undirected
 from torch_geometric.utils import subgraph as pyg_subgraph
 
 from contrastkit.data.graph_pairs import sample_non_edges
-from contrastkit.errors import unknown_name_error
-from contrastkit.views._checks import check_int as _check_int
-from contrastkit.views._checks import fail as _fail
+from contrastkit.utils.checks import (
+    check_edge_index,
+    check_int as _check_int,
+    fail as _fail,
+    unknown_name_error,
+)
 
 __all__ = [
     "GRAPH_VIEW_PRESETS",
@@ -94,19 +97,6 @@ def _check_probability(owner: str, name: str, value: float, *, allow_one: bool =
     return float(value)
 
 
-def _check_edge_index(owner: str, edge_index: object, num_nodes: int | None) -> torch.Tensor:
-    if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        got = tuple(edge_index.shape) if isinstance(edge_index, torch.Tensor) else type(edge_index).__name__
-        raise ValueError(f"{owner}: expected edge_index of shape [2, E], got {got}")
-    if edge_index.dtype != torch.long:
-        raise ValueError(f"{owner}: expected edge_index of dtype torch.long, got {edge_index.dtype}")
-    if edge_index.numel() and int(edge_index.min()) < 0:
-        raise ValueError(f"{owner}: expected non-negative node ids in edge_index, got {int(edge_index.min())}")
-    if num_nodes is not None and edge_index.numel() and int(edge_index.max()) >= num_nodes:
-        raise ValueError(f"{owner}: expected node ids in [0, {num_nodes}) in edge_index, got {int(edge_index.max())}")
-    return edge_index
-
-
 def _check_data(owner: str, data: object, *, needs_x: bool = False) -> int:
     """Validate a homogeneous graph and return its node count."""
     if not isinstance(data, Data):
@@ -124,7 +114,7 @@ def _check_data(owner: str, data: object, *, needs_x: bool = False) -> int:
     num_nodes = data.num_nodes
     if num_nodes is None:
         raise ValueError(f"{owner}: cannot tell the node count: expected x [N, F] or num_nodes on the graph")
-    _check_edge_index(owner, data.edge_index, int(num_nodes))
+    check_edge_index(f"{owner}: edge_index", data.edge_index, int(num_nodes))
     weight = data.edge_weight if "edge_weight" in data else None
     if weight is not None and (not isinstance(weight, torch.Tensor) or weight.shape != (data.edge_index.shape[1],)):
         got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
@@ -417,7 +407,7 @@ def drop_edges(
         >>> kept_weight = data.edge_weight[kept]
     """
     owner = "drop_edges"
-    _check_edge_index(owner, edge_index, None)
+    check_edge_index(f"{owner}: edge_index", edge_index, None)
     p = _check_probability(owner, "p", p)
     _check_generator(owner, generator)
     num_edges = edge_index.shape[1]
@@ -815,7 +805,7 @@ def perturb_edges(
     """
     owner = "perturb_edges"
     num_nodes = _check_int(owner, "num_nodes", num_nodes, 1)
-    _check_edge_index(owner, edge_index, num_nodes)
+    check_edge_index(f"{owner}: edge_index", edge_index, num_nodes)
     strength = _check_probability(owner, "strength", strength, allow_one=True)
     _check_generator(owner, generator)
     device = edge_index.device

@@ -42,9 +42,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from contrastkit.errors import unknown_name_error
-from contrastkit.views._checks import check_int as _check_int
-from contrastkit.views._checks import fail as _fail
+from contrastkit.utils.checks import check_int as _check_int, fail as _fail, unknown_name_error
 
 __all__ = [
     "SERIES_VIEW_PRESETS",

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from contrastkit.errors import unknown_name_error
+from contrastkit.utils.checks import unknown_name_error
 
 __all__ = [
     "TEXT_VIEW_PRESETS",
