@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/seed_checks.py                       # every check, seeds 0 1 2
     .venv/bin/python benchmarks/seed_checks.py --checks mochi obow   # some checks
     .venv/bin/python benchmarks/seed_checks.py --resume              # skip (check, seed) pairs already recorded
+    .venv/bin/python benchmarks/seed_checks.py --rerun --checks obow --threads 1   # redo one check, keep the rest
     .venv/bin/python benchmarks/seed_checks.py --quick --out /tmp/S.md --results /tmp/s.json   # smoke run
     .venv/bin/python benchmarks/seed_checks.py --render-only         # rewrite the table from the JSON
 
@@ -63,8 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true", help="tiny budgets on digits: a smoke test, numbers meaningless")
     parser.add_argument("--resume", action="store_true", help="keep recorded (check, seed) results and run the rest")
+    parser.add_argument("--rerun", action="store_true",
+                        help="run --checks again and keep every other check's recorded results (implies --resume)")
     parser.add_argument("--render-only", action="store_true", help="only rewrite the table from the results JSON")
     parser.add_argument("--jobs", type=int, default=1, help="(check, seed) runs at a time, sharing the cores")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per run (default: the cores divided by --jobs)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "seed_checks.json")
     parser.add_argument("--worker", nargs=3, metavar=("CHECK", "SEED", "OUT"), help=argparse.SUPPRESS)
@@ -220,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         name, seed, out = args.worker
         return worker(name, int(seed), Path(out), args.quick)
-    previous = json.loads(args.results.read_text()) if args.results.exists() and (args.resume or args.render_only) \
-        else None
+    previous = json.loads(args.results.read_text()) \
+        if args.results.exists() and (args.resume or args.rerun or args.render_only) else None
     if args.render_only:
         if previous is None:
             print(f"no results at {args.results}", file=sys.stderr)
@@ -230,8 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = "python benchmarks/seed_checks.py " + shlex.join(sys.argv[1:])
     results = previous or {"runs": {}, "commands": []}
+    if args.rerun:
+        for name in args.checks:
+            results["runs"].pop(name, None)
     results.update(quick=bool(args.quick), date=_dt.date.today().isoformat(), machine=machine(), jobs=args.jobs)
-    results["machine"]["torch_threads"] = max(1, (os.cpu_count() or 1) // args.jobs)
+    # --jobs workers at a time, the cores split between them (1 thread each on 2 cores and 2 jobs),
+    # unless --threads says how many (e.g. 1 on a machine shared with other work).
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    results["machine"]["torch_threads"] = threads
     results["commands"] = list(dict.fromkeys([*results.get("commands", []), command.strip()]))
     scratch = args.results.parent / ".seed_checks_scratch"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -243,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} seed {seed}: recorded, skipped", flush=True)
             else:
                 pending.append((name, seed))
-    # --jobs workers at a time, the cores split between them (1 thread each on 2 cores and 2 jobs).
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
     running: list[tuple[str, int, subprocess.Popen, Path]] = []
     while pending or running:
         while pending and len(running) < args.jobs:

@@ -157,26 +157,52 @@ def test_vocabulary_state_round_trips() -> None:
     torch.testing.assert_close(restored(features), vocabulary(features))
 
 
-def test_predictor_matches_reference_and_follows_vocabulary() -> None:
+def _loop_log_probs(omega: torch.Tensor, features: torch.Tensor, kappa: float, cosine: bool) -> torch.Tensor:
+    """Slow reference: per (n, k), logit = kappa * <w_k / ||w_k||, f_n> (f_n / ||f_n|| when cosine)."""
+    rows = []
+    for n in range(features.shape[0]):
+        f = features[n] / features[n].norm() if cosine else features[n]
+        logits = torch.stack([kappa * torch.dot(omega[k] / omega[k].norm(), f) for k in range(omega.shape[0])])
+        rows.append(logits - torch.logsumexp(logits, 0))
+    return torch.stack(rows)
+
+
+def test_predictor_matches_official_raw_feature_logits_and_follows_vocabulary() -> None:
     torch.manual_seed(7)
     predictor = BoWPredictor(feature_dim=6, level_channels=(3, 5), kappa=8.0).eval()
-    features = torch.randn(4, 6)
+    assert not predictor.normalize_features  # the official default
+    # Features of norm far from 1: raw and cosine logits then differ clearly.
+    features = 3.0 * torch.rand(4, 6)
     words = [torch.rand(10, 3), torch.rand(12, 5)]
     log_probs = predictor(features, words)
     assert [p.shape for p in log_probs] == [(4, 10), (4, 12)]
     for level, (log_p, vocab) in enumerate(zip(log_probs, words)):
         omega = predictor.generators[level](vocab / vocab.norm(dim=1, keepdim=True))
-        for n in range(4):
-            for k in range(vocab.shape[0]):
-                cosine = F.cosine_similarity(omega[k], features[n], dim=0)
-                logits = [8.0 * F.cosine_similarity(omega[j], features[n], dim=0) for j in range(vocab.shape[0])]
-                expected = 8.0 * cosine - torch.logsumexp(torch.stack(logits), 0)
-                torch.testing.assert_close(log_p[n, k], expected, rtol=1e-5, atol=1e-5)
+        expected = _loop_log_probs(omega, features, 8.0, cosine=False)
+        torch.testing.assert_close(log_p, expected, rtol=1e-5, atol=1e-5)
+        # Not the cosine form.
+        assert not torch.allclose(log_p, _loop_log_probs(omega, features, 8.0, cosine=True), atol=1e-3)
         torch.testing.assert_close(log_p.exp().sum(1), torch.ones(4))
+        # Only the weights are unit-norm: the logits are kappa * (w . f) with the raw f.
+        weights = predictor.word_weights(level, vocab)
+        torch.testing.assert_close(weights.norm(dim=1), torch.ones(vocab.shape[0]))
+        torch.testing.assert_close(log_p, F.log_softmax(8.0 * features @ weights.t(), dim=1))
     # The weights are generated from the words: other words, other predictions.
     changed = predictor(features, [words[0] + torch.rand(10, 3), words[1]])
     assert not torch.allclose(changed[0], log_probs[0])
     torch.testing.assert_close(changed[1], log_probs[1])
+
+
+def test_predictor_cosine_option_normalises_the_feature() -> None:
+    torch.manual_seed(17)
+    predictor = BoWPredictor(feature_dim=6, level_channels=(3,), kappa=5.0, normalize_features=True).eval()
+    features = 3.0 * torch.rand(4, 6)
+    words = torch.rand(9, 3)
+    omega = predictor.generators[0](words / words.norm(dim=1, keepdim=True))
+    expected = _loop_log_probs(omega, features, 5.0, cosine=True)
+    torch.testing.assert_close(predictor(features, [words])[0], expected, rtol=1e-5, atol=1e-5)
+    # Invariant to the feature's scale, unlike the official form.
+    torch.testing.assert_close(predictor(10.0 * features, [words])[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_predictor_gradient_reaches_generator_not_words() -> None:
