@@ -40,8 +40,8 @@ import torch
 
 from contrastkit.data import dataset_names, load_dataset
 from contrastkit.utils.atomic import atomic_write_json
-from contrastkit.train.config import eval_config, load_config, resolved
-from contrastkit.train.run import Evaluator, build_method_from_config, load_data, run
+from contrastkit.train.config import load_config, resolved
+from contrastkit.train.run import build_method_from_config, build_protocol, load_data, run
 from markdown_section import update_section  # benchmarks/ is on sys.path when run as a script
 from series_baselines import one_nn_dtw, rocket
 
@@ -100,7 +100,7 @@ def random_init_score(dataset: str, seed: int) -> dict[str, float]:
     config = resolved(load_config("ts2vec", [f"data={dataset}", f"seed={seed}"]))
     splits = load_data(config)
     method = build_method_from_config(config, splits)
-    evaluator = Evaluator(splits, eval_config(config), torch.device("cpu"), seed)
+    evaluator = build_protocol(config, splits, torch.device("cpu"), seed)
     scores = evaluator.score(*evaluator.features(method))
     return {"svm_accuracy": scores["svm_accuracy"], "knn_top1": scores["knn_top1"], "linear_top1": scores["linear_top1"]}
 

@@ -11,8 +11,7 @@ from contrastkit.data.interactions import interaction_splits
 from contrastkit.eval.recommendation import popularity_scores, recall_ndcg_at_k
 from contrastkit.methods.recommendation import LightGCNBPR
 from contrastkit.nn.lightgcn import LightGCN
-from contrastkit.train.config import EvalConfig
-from contrastkit.train.recommendation_eval import RecommendationEvaluator
+from contrastkit.eval.protocols.ranking import RankingProtocol, RankingSettings
 
 
 def test_toy_example_by_hand():
@@ -91,10 +90,10 @@ def _toy_splits():
     return interaction_splits(pairs, 50, 40, seed=0, name="toy")
 
 
-def test_evaluator_interface():
+def test_ranking_protocol_interface():
     splits = _toy_splits()
-    config = EvalConfig(test_subset=None, validation_queries=10, batch_size=16)
-    evaluator = RecommendationEvaluator(splits, config, torch.device("cpu"), seed=0)
+    config = RankingSettings(test_subset=None, validation_queries=10, batch_size=16)
+    evaluator = RankingProtocol(splits, config, torch.device("cpu"), seed=0)
     assert len(evaluator.test) == len(splits.test) and len(evaluator.validation) == 10
     torch.manual_seed(0)
     method = LightGCNBPR(LightGCN(50, 40, splits.test.train_pairs, embedding_dim=8), ())
@@ -115,10 +114,10 @@ def test_evaluator_interface():
     assert method.training  # evaluation restores the mode
 
 
-def test_evaluator_subsets_and_rejects_other_data():
+def test_ranking_protocol_subsets_and_rejects_other_data():
     splits = _toy_splits()
-    evaluator = RecommendationEvaluator(splits, EvalConfig(test_subset=5), torch.device("cpu"), seed=0)
+    evaluator = RankingProtocol(splits, RankingSettings(test_subset=5), torch.device("cpu"), seed=0)
     assert len(evaluator.test) == 5
     splits.test = object()
     with pytest.raises(ValueError, match="InteractionData"):
-        RecommendationEvaluator(splits, EvalConfig(), torch.device("cpu"), seed=0)
+        RankingProtocol(splits, RankingSettings(), torch.device("cpu"), seed=0)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from contrastkit.data import Batch
-from contrastkit.methods import build_method, method_names, method_options
+from contrastkit.methods import build_method, method_options
+from contrastkit.modalities import MODALITIES, methods_for
 from contrastkit.nn.registry import build_encoder
 from contrastkit.views.image import build_views
 from tests.conftest import make_method
@@ -25,7 +26,7 @@ def _batch(n: int = 16, labels: bool = True) -> Batch:
     return Batch(torch.rand(n, 1, 8, 8, generator=generator), torch.arange(n) % 3 if labels else None)
 
 
-@pytest.mark.parametrize("name", method_names("image"))
+@pytest.mark.parametrize("name", methods_for(MODALITIES["image"]))
 def test_forward_gives_finite_loss_and_gradients_reach_the_encoder(name):
     method = _make(name)
     output = method(_batch())
@@ -36,7 +37,7 @@ def test_forward_gives_finite_loss_and_gradients_reach_the_encoder(name):
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("name", method_names("image"))
+@pytest.mark.parametrize("name", methods_for(MODALITIES["image"]))
 def test_embed_is_the_unaugmented_backbone(name):
     method = _make(name).eval()
     x = _batch().inputs
@@ -97,7 +98,7 @@ def test_supervised_loss_uses_labels():
     assert not torch.allclose(with_labels, unique)
 
 
-@pytest.mark.parametrize("name", method_names("image"))
+@pytest.mark.parametrize("name", methods_for(MODALITIES["image"]))
 def test_batch_of_one_is_refused(name):
     method = _make(name)
     with pytest.raises(ValueError, match="at least 2"):

@@ -16,8 +16,7 @@ from contrastkit.functional.recommendation import bpr_loss, lightgcl_loss
 from contrastkit.methods.recommendation import LightGCL, LightGCNBPR, SimGCL
 from contrastkit.nn.augmenters import Augmenter, MetaAugmenters, meta_step
 from contrastkit.nn.lightgcn import LightGCN
-from contrastkit.train.config import EvalConfig
-from contrastkit.train.recommendation_eval import RecommendationEvaluator
+from contrastkit.eval.protocols.ranking import RankingProtocol, RankingSettings
 
 
 def _planted(num_users=200, num_items=100, clusters=5, seed=0):
@@ -56,7 +55,7 @@ def _train(method, dataset, steps, lr, batch_size=256, seed=0):
 
 
 def test_lightgcn_bpr_beats_popularity_on_a_planted_graph(planted):
-    evaluator = RecommendationEvaluator(planted, EvalConfig(), torch.device("cpu"), seed=0)
+    evaluator = RankingProtocol(planted, RankingSettings(), torch.device("cpu"), seed=0)
     method = LightGCNBPR(_encoder(planted, embedding_dim=32), ())
     popularity = evaluator.popularity()["recall_at_20"]
     untrained = evaluator.score(method)["recall_at_20"]

@@ -16,6 +16,7 @@ from contrastkit.train.config import (
     EvalConfig,
     apply_overrides,
     eval_config,
+    protocol_settings,
     load_config,
     load_run_config,
     parse_override,
@@ -169,7 +170,9 @@ def test_recipe_that_is_not_a_yaml_mapping_raises(tmp_path, text):
 def test_resolved_fills_every_default():
     config = resolved(load_config(None, ["train.steps=6"]))
     assert set(config["train"]) == {f.name for f in fields(TrainConfig)}
-    assert set(config["eval"]) == {f.name for f in fields(EvalConfig)}
+    # run-level eval keys get their defaults; the protocol's keys stay as the recipe gives them
+    # (the run fills the protocol's defaults once it knows the data: tests/test_train_run.py)
+    assert set(config["eval"]) == {f.name for f in fields(EvalConfig)} | {"knn_k", "knn_temperature"}
     assert config["train"]["steps"] == 6
     assert config["train"]["keep_last"] == TrainConfig().keep_last
     assert config["eval"]["knn_k"] == 200 and config["eval"]["knn_temperature"] == 0.1
@@ -181,7 +184,7 @@ def test_resolved_fills_every_default():
 def test_train_and_eval_config_dataclasses():
     config = load_config(None, ["train.batch_size=32", "eval.linear=false"])
     assert train_config(config).batch_size == 32
-    assert eval_config(config).linear is False
+    assert eval_config(config) == EvalConfig() and protocol_settings(config)["linear"] is False
     assert eval_config({}) == EvalConfig()
 
 

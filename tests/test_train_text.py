@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from contrastkit.cli import app
 from contrastkit.data.stdlib_code import build_stdlib_code_records, split_of
-from contrastkit.train.config import eval_config, load_config, resolved
+from contrastkit.train.config import load_config, resolved
 from contrastkit.train.run import (
-    build_evaluator,
+    build_protocol,
     build_method_from_config,
     evaluate_untrained,
     load_data,
@@ -126,7 +126,7 @@ def test_periodic_torch_metrics_agree_with_the_final_trec_eval_scores(tmp_path):
     )
     config = resolved(load_config("code-search", [f"data=beir:{folder}", "encoder.max_length=32"]))
     splits = load_data(config)
-    evaluator = build_evaluator(splits, eval_config(config), device=None, seed=0)
+    evaluator = build_protocol(config, splits, device=None, seed=0)
     method = build_method_from_config(config, splits)
     periodic = evaluator(method)  # no dev qrels: the validation task is the test task
     final = evaluator.score(method)

@@ -178,27 +178,18 @@ def list_registered(
         typer.echo(papers_table())
         return
     from contrastkit.data import dataset_descriptions
-    from contrastkit.methods import method_names
+    from contrastkit.modalities import MODALITIES, methods_for
     from contrastkit.nn.registry import encoder_names
     from contrastkit.recipes import recipe_names
-    from contrastkit.views.image import view_preset_names
-    from contrastkit.views.series import series_view_preset_names
-    from contrastkit.views.text import text_view_preset_names
 
-    modalities = ("image", "series", "text", "graph", "graphs", "interactions")
+    modalities = list(MODALITIES.values())  # in registration order
     typer.echo("methods:      " + "; ".join(
-        f"{modality}: {', '.join(method_names(modality))}" for modality in modalities
+        f"{modality.name}: {', '.join(methods_for(modality))}" for modality in modalities
     ))  # fmt: skip
     typer.echo("encoders:     " + ", ".join(encoder_names()))
-    try:  # the graph views need the optional torch-geometric
-        from contrastkit.views.graph import graph_view_preset_names
-
-        graph_presets = ", ".join(graph_view_preset_names())
-    except ImportError:
-        graph_presets = "(pip install 'contrastkit[graph]')"
-    typer.echo("view presets: image: " + ", ".join(view_preset_names()) + "; series: "
-               + ", ".join(series_view_preset_names()) + "; text: " + ", ".join(text_view_preset_names())
-               + "; graph: " + graph_presets)
+    typer.echo("view presets: " + "; ".join(
+        f"{modality.name}: {', '.join(presets)}" for modality in modalities if (presets := modality.view_presets())
+    ))  # fmt: skip
     typer.echo("recipes:      " + ", ".join(recipe_names()))
     typer.echo("datasets:")
     descriptions = dataset_descriptions()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from contrastkit.data.arrays import ArrayDataset
-from contrastkit.utils.checks import unknown_name_error
+from contrastkit.utils.registry import Registry, unknown_name_error
 
 #: Modules whose import registers the built-in datasets.
 _BUILTIN_MODULES = (
@@ -73,15 +73,8 @@ class DatasetSplits:
 
 DatasetLoader = Callable[..., DatasetSplits]
 
-
-@dataclass(frozen=True)
-class _Entry:
-    loader: DatasetLoader
-    description: str
-
-
-_REGISTRY: dict[str, _Entry] = {}
-_PREFIXES: dict[str, _Entry] = {}
+_REGISTRY: Registry[DatasetLoader] = Registry("dataset")
+_PREFIXES: Registry[DatasetLoader] = Registry("dataset prefix")
 
 
 def register_dataset(name: str, *, description: str | None = None) -> Callable[[DatasetLoader], DatasetLoader]:
@@ -98,18 +91,7 @@ def register_dataset(name: str, *, description: str | None = None) -> Callable[[
     Raises:
         ValueError: when ``name`` is already registered to another loader.
     """
-
-    def decorator(loader: DatasetLoader) -> DatasetLoader:
-        text = description
-        if text is None:
-            text = (inspect.getdoc(loader) or "").strip().splitlines()[0] if loader.__doc__ else ""
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing.loader.__qualname__ != loader.__qualname__:
-            raise ValueError(f"dataset {name!r} is already registered (by {existing.loader.__qualname__})")
-        _REGISTRY[name] = _Entry(loader, text)
-        return loader
-
-    return decorator
+    return _REGISTRY.register(name, description=description)
 
 
 def register_dataset_prefix(prefix: str, loader: DatasetLoader, *, description: str | None = None) -> DatasetLoader:
@@ -135,14 +117,7 @@ def register_dataset_prefix(prefix: str, loader: DatasetLoader, *, description: 
         raise ValueError(f"dataset prefix: expected letters, digits, '_' or '-' (no ':'), got {prefix!r}")
     if "path" not in inspect.signature(loader).parameters:
         raise ValueError(f"dataset prefix {prefix!r}: the loader {loader.__qualname__} must take a 'path' keyword")
-    text = description
-    if text is None:
-        text = (inspect.getdoc(loader) or "").strip().splitlines()[0] if loader.__doc__ else ""
-    existing = _PREFIXES.get(prefix)
-    if existing is not None and existing.loader.__qualname__ != loader.__qualname__:
-        raise ValueError(f"dataset prefix {prefix!r} is already registered (by {existing.loader.__qualname__})")
-    _PREFIXES[prefix] = _Entry(loader, text)
-    return loader
+    return _PREFIXES.register(prefix, loader, description=description)
 
 
 def _ensure_builtins() -> None:
@@ -153,7 +128,7 @@ def _ensure_builtins() -> None:
 def dataset_names() -> list[str]:
     """The registered dataset names, sorted."""
     _ensure_builtins()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def dataset_descriptions() -> dict[str, str]:
@@ -162,8 +137,8 @@ def dataset_descriptions() -> dict[str, str]:
     Prefix families appear as ``PREFIX:PATH`` (e.g. ``beir:PATH``).
     """
     _ensure_builtins()
-    descriptions = {name: entry.description for name, entry in _REGISTRY.items()}
-    descriptions.update({f"{prefix}:PATH": entry.description for prefix, entry in _PREFIXES.items()})
+    descriptions = _REGISTRY.descriptions()
+    descriptions.update({f"{prefix}:PATH": text for prefix, text in _PREFIXES.descriptions().items()})
     return dict(sorted(descriptions.items()))
 
 
@@ -200,18 +175,18 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, **kwargs: Any
     """
     _ensure_builtins()
     if name in _REGISTRY:
-        entry = _REGISTRY[name]
-        _check_options(name, entry.loader, kwargs, reserved=("data_dir",))
-        splits = entry.loader(data_dir=data_dir, **kwargs)
+        loader, description = _REGISTRY[name], _REGISTRY.description(name)
+        _check_options(name, loader, kwargs, reserved=("data_dir",))
+        splits = loader(data_dir=data_dir, **kwargs)
     else:
         prefix, separator, path = name.partition(":")
         if not separator or prefix not in _PREFIXES:
             raise unknown_name_error("dataset", name, [*_REGISTRY, *(f"{key}:PATH" for key in _PREFIXES)])
         if not path:
             raise ValueError(f"dataset {name!r}: expected {prefix}:PATH with a non-empty PATH")
-        entry = _PREFIXES[prefix]
-        _check_options(name, entry.loader, kwargs, reserved=("data_dir", "path"))
-        splits = entry.loader(path=path, data_dir=data_dir, **kwargs)
+        loader, description = _PREFIXES[prefix], _PREFIXES.description(prefix)
+        _check_options(name, loader, kwargs, reserved=("data_dir", "path"))
+        splits = loader(path=path, data_dir=data_dir, **kwargs)
     splits.name = splits.name or name
-    splits.description = splits.description or entry.description
+    splits.description = splits.description or description
     return splits

@@ -29,6 +29,8 @@ encoder of width 16, as in the paper.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,8 +108,7 @@ class AutoTCL(TS2Vec):
     """TS2Vec with AutoTCL's learned augmentation as the second view.
 
     Args:
-        encoder, views, alpha, temporal_unit, max_train_length, average_weights: as
-            :class:`~contrastkit.methods.ts2vec.TS2Vec`.
+        encoder, views: as :class:`~contrastkit.methods.ts2vec.TS2Vec`.
         augmenter_width: width of the augmentation network (16).
         augmenter_every: run the augmenter's objective every this many steps (1).
         augmenter_lr_scale: its learning rate relative to the encoder's (10:
@@ -116,6 +117,8 @@ class AutoTCL(TS2Vec):
         keep_target: the keep fraction above which the regulariser acts (0.4).
         consistency_weight: weight of the temporal smoothness of the keep
             probabilities (1e-3).
+        **ts2vec_options: :class:`~contrastkit.methods.ts2vec.TS2Vec`'s options (``alpha``,
+            ``temporal_unit``, ``max_train_length``, ``average_weights``).
     """
 
     def __init__(
@@ -123,19 +126,15 @@ class AutoTCL(TS2Vec):
         encoder: nn.Module,
         views: tuple[nn.Module, nn.Module],
         *,
-        alpha: float = 0.5,
-        temporal_unit: int = 0,
-        max_train_length: int = 3000,
-        average_weights: bool = True,
         augmenter_width: int = 16,
         augmenter_every: int = 1,
         augmenter_lr_scale: float = 10.0,
         reg_weight: float = 1e-3,
         keep_target: float = 0.4,
         consistency_weight: float = 1e-3,
+        **ts2vec_options: Any,
     ) -> None:
-        super().__init__(encoder, views, alpha=alpha, temporal_unit=temporal_unit,
-                         max_train_length=max_train_length, average_weights=average_weights)  # fmt: skip
+        super().__init__(encoder, views, **ts2vec_options)
         if augmenter_every < 1 or augmenter_lr_scale <= 0 or reg_weight < 0 or consistency_weight < 0:
             raise ValueError(
                 "AutoTCL: expected augmenter_every >= 1, augmenter_lr_scale > 0 and non-negative weights, got "

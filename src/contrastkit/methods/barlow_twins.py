@@ -23,6 +23,8 @@ class BarlowTwins(TwoViewMethod):
         lambd: weight of the off-diagonal term (paper default 5e-3).
     """
 
+    two_tensor_views = True
+
     def __init__(
         self,
         encoder: nn.Module,

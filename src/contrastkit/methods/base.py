@@ -8,6 +8,7 @@ trainer owns those.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -39,8 +40,12 @@ class Method(nn.Module):
     encoder: nn.Module
     #: whether ``forward`` needs ``batch.labels`` (supervised methods).
     needs_labels: bool = False
-    #: the data modality the method trains on (``DatasetSplits.modality``).
-    modality: str = "image"
+    #: the modalities the method trains on, by name (``contrastkit.modalities``).
+    modalities: ClassVar[frozenset[str]] = frozenset({"image"})
+    #: whether it also trains on every modality whose views produce two tensor views
+    #: (``Modality.two_tensor_views``): the generic two-view objectives (SimCLR, MoCo, BYOL,
+    #: SimSiam, Barlow Twins, VICReg, SupCon) need nothing else of the data.
+    two_tensor_views: ClassVar[bool] = False
 
     def forward(self, batch: Batch) -> Output:  # pragma: no cover - abstract
         raise NotImplementedError

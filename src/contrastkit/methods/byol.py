@@ -26,6 +26,8 @@ class BYOL(TwoViewMethod):
         final_momentum: EMA momentum at the last step (cosine schedule; paper 1.0).
     """
 
+    two_tensor_views = True
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -38,7 +38,7 @@ class NodeContrastMethod(Method):
         views: ``(view_a, view_b)``, modules mapping a ``Data`` to an augmented ``Data``.
     """
 
-    modality = "graph"
+    modalities = frozenset({"graph"})
 
     def __init__(self, encoder: nn.Module, views: tuple[nn.Module, nn.Module]) -> None:
         super().__init__()
@@ -301,7 +301,7 @@ class GraphCL(Method):
         readout: ``sum`` (GraphCL) or ``mean``.
     """
 
-    modality = "graphs"
+    modalities = frozenset({"graphs"})
 
     def __init__(
         self,

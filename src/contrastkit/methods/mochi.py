@@ -14,6 +14,8 @@ reproduced offline).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,14 +60,14 @@ class MoCHi(MoCo):
     Args:
         encoder: backbone with an ``output_dim`` attribute.
         views: a pair ``(view_a, view_b)`` of augmentation modules.
-        projection_hidden_dim, projection_dim, queue_size, temperature, base_momentum,
-            final_momentum, symmetric: as in :class:`MoCo` (temperature 0.2, MoCo v2's).
         num_hardest: ``N``, hardest queue entries per query that are mixed (capped at the
             queue's fill).
         num_mixed: ``s``, mixtures of two hard negatives per query.
         num_query_mixed: ``s'``, mixtures of the query with a hard negative per query.
         mixing_start_step: optimiser steps of plain MoCo before mixing starts (0: from the
             first step on which the queue holds keys).
+        **moco_options: :class:`MoCo`'s options (``projection_dim``, ``queue_size``,
+            ``temperature`` 0.2 as in MoCo v2, momentum schedule, ``symmetric``).
 
     Logs, while mixing: ``mochi_sim_queue`` (mean ``q . n`` over the queue),
     ``mochi_sim_hardest`` (mean over the ``N`` hardest), ``mochi_sim_mixed`` (mean ``q . h``),
@@ -79,29 +81,13 @@ class MoCHi(MoCo):
         encoder: nn.Module,
         views: tuple[nn.Module, nn.Module],
         *,
-        projection_hidden_dim: int = 512,
-        projection_dim: int = 128,
-        queue_size: int = 4096,
-        temperature: float = 0.2,
-        base_momentum: float = 0.99,
-        final_momentum: float = 1.0,
-        symmetric: bool = True,
         num_hardest: int = 256,
         num_mixed: int = 256,
         num_query_mixed: int = 32,
         mixing_start_step: int = 32,
+        **moco_options: Any,
     ) -> None:
-        super().__init__(
-            encoder,
-            views,
-            projection_hidden_dim=projection_hidden_dim,
-            projection_dim=projection_dim,
-            queue_size=queue_size,
-            temperature=temperature,
-            base_momentum=base_momentum,
-            final_momentum=final_momentum,
-            symmetric=symmetric,
-        )
+        super().__init__(encoder, views, **moco_options)
         if num_hardest < 1:
             raise ValueError(f"MoCHi: expected num_hardest >= 1, got {num_hardest}")
         if num_mixed < 0 or num_query_mixed < 0 or num_mixed + num_query_mixed < 1:

@@ -32,6 +32,8 @@ class MoCo(TwoViewMethod):
         symmetric: also use view b as query against view a's key (doubles the signal per batch).
     """
 
+    two_tensor_views = True
+
     def __init__(
         self,
         encoder: nn.Module,

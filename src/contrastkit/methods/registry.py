@@ -1,8 +1,10 @@
-"""Methods registered by name; recipes and the CLI refer to these names only."""
+"""Methods registered by name; recipes and the CLI refer to these names only.
+
+Which data a method trains on is the method's own declaration (``Method.modalities``,
+``Method.two_tensor_views``); :mod:`contrastkit.modalities` matches the two.
+"""
 
 from __future__ import annotations
-
-import inspect
 
 from torch import nn
 
@@ -30,9 +32,9 @@ from contrastkit.methods.spark import SparK
 from contrastkit.methods.supcon import SupCon
 from contrastkit.methods.ts2vec import TS2Vec
 from contrastkit.methods.vicreg import VICReg
-from contrastkit.utils.checks import unknown_name_error
+from contrastkit.utils.registry import Registry, keyword_options
 
-METHODS: dict[str, type[Method]] = {
+METHODS: Registry[type[Method]] = Registry("method", {
     "simclr": SimCLR,
     "moco": MoCo,
     "byol": BYOL,
@@ -62,29 +64,27 @@ METHODS: dict[str, type[Method]] = {
     "lightgcn": LightGCNBPR,
     "simgcl": SimGCL,
     "lightgcl": LightGCL,
-}
+})
 
 
-def method_names(modality: str | None = None) -> list[str]:
-    """Names accepted by :func:`build_method` (only those for ``modality`` when given)."""
-    return sorted(name for name, cls in METHODS.items() if modality is None or cls.modality == modality)
+def method_names() -> list[str]:
+    """Names accepted by :func:`build_method`, sorted."""
+    return METHODS.names()
 
 
-def method_modality(name: str) -> str:
-    """The data modality a registered method trains on (``"image"``, ``"series"``, ...)."""
-    return _lookup(name).modality
+def method_class(name: str) -> type[Method]:
+    """The class registered under ``name``; an unknown name raises ``ValueError``."""
+    return METHODS[name]
 
 
 def method_options(name: str) -> dict[str, object]:
-    """The keyword options of a method and their defaults."""
-    cls = _lookup(name)
-    params = inspect.signature(cls.__init__).parameters
-    return {key: p.default for key, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    """The keyword options of a method (its own and those it forwards to its parents) and their defaults."""
+    return keyword_options(METHODS[name], stop=Method)
 
 
-def build_method(name: str, encoder: nn.Module, views: tuple[nn.Module, nn.Module], **options: object) -> Method:
+def build_method(name: str, encoder: nn.Module, views: tuple[nn.Module, ...], **options: object) -> Method:
     """Build a registered method; unknown names or options raise ``ValueError``."""
-    cls = _lookup(name)
+    cls = METHODS[name]
     known = method_options(name)
     unexpected = sorted(set(options) - set(known))
     if unexpected:
@@ -92,9 +92,3 @@ def build_method(name: str, encoder: nn.Module, views: tuple[nn.Module, nn.Modul
             f"method {name!r} got unknown option(s) {unexpected}; expected some of: {', '.join(sorted(known))}"
         )
     return cls(encoder, views, **options)
-
-
-def _lookup(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise unknown_name_error("method", name, METHODS)
-    return METHODS[name]

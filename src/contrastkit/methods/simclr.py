@@ -23,6 +23,8 @@ class SimCLR(TwoViewMethod):
         temperature: NT-Xent temperature (paper default 0.5 for small batches).
     """
 
+    two_tensor_views = True
+
     def __init__(
         self,
         encoder: nn.Module,

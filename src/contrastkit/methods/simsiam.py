@@ -21,6 +21,8 @@ class SimSiam(TwoViewMethod):
         predictor_hidden_dim: bottleneck of the predictor (paper 512, i.e. dim/4).
     """
 
+    two_tensor_views = True
+
     def __init__(
         self,
         encoder: nn.Module,

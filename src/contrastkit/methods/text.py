@@ -31,7 +31,7 @@ class TextMethod(Method):
             documents (or the second view).
     """
 
-    modality = "text"
+    modalities = frozenset({"text"})
 
     def __init__(self, encoder: nn.Module, views: tuple[nn.Module, nn.Module]) -> None:
         super().__init__()

@@ -41,7 +41,7 @@ class TS2Vec(Method):
             (TS2Vec's ``AveragedModel``; default ``True``).
     """
 
-    modality = "series"
+    modalities = frozenset({"series"})
 
     def __init__(
         self,

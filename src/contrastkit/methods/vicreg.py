@@ -25,6 +25,8 @@ class VICReg(TwoViewMethod):
         cov_coeff: covariance weight ν (paper 1).
     """
 
+    two_tensor_views = True
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -8,8 +8,8 @@ from torch import nn
 
 from contrastkit.nn.mlp import MLPEncoder
 from contrastkit.nn.resnet import SmallResNet, resnet18_small
-from contrastkit.nn.series import DilatedConvEncoder
-from contrastkit.utils.checks import unknown_name_error
+from contrastkit.nn.series import DilatedConvEncoder, SeriesInstanceEncoder
+from contrastkit.utils.registry import Registry
 
 
 def _small_resnet(in_channels: int = 1, image_size: int | None = None, **kwargs: object) -> nn.Module:
@@ -43,6 +43,12 @@ def _ts_dilated_conv(in_channels: int = 1, **kwargs: object) -> nn.Module:
     return DilatedConvEncoder(in_channels, **kwargs)  # type: ignore[arg-type]
 
 
+def _ts_dilated_conv_pooled(in_channels: int = 1, **kwargs: object) -> nn.Module:
+    # [B, C, T] -> [B, D]: TS2Vec's encoder max-pooled over observed time, the instance
+    # representation the generic two-view methods (SimCLR, BYOL, ...) train on series.
+    return SeriesInstanceEncoder(DilatedConvEncoder(in_channels, **kwargs))  # type: ignore[arg-type]
+
+
 def _transformer(**kwargs: object) -> nn.Module:
     # Imported here: transformers is the optional `text` extra, not needed for other modalities.
     from contrastkit.nn.text import TextEncoder
@@ -66,23 +72,24 @@ def _lightgcn(**kwargs: object) -> nn.Module:
     return LightGCN(**kwargs)  # type: ignore[arg-type]
 
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {
+ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder", {
     "small-resnet": _small_resnet,
     "resnet18-small": _resnet18_small,
     "mlp": _mlp,
     "ts-dilated-conv": _ts_dilated_conv,
+    "ts-dilated-conv-pooled": _ts_dilated_conv_pooled,
     "transformer": _transformer,
     "gcn": _gnn("gcn"),
     "gat": _gnn("gat"),
     "gin": _gnn("gin"),
     "lightgcn": _lightgcn,
-}
+})
 """Encoder factories by name. Every built encoder has an ``output_dim`` attribute."""
 
 
 def encoder_names() -> list[str]:
     """Names of the registered encoders, sorted."""
-    return sorted(ENCODERS)
+    return ENCODERS.names()
 
 
 def build_encoder(name: str, **kwargs: object) -> nn.Module:
@@ -105,6 +112,4 @@ def build_encoder(name: str, **kwargs: object) -> nn.Module:
         >>> encoder.output_dim
         128
     """
-    if name not in ENCODERS:
-        raise unknown_name_error("encoder", name, ENCODERS)
     return ENCODERS[name](**kwargs)

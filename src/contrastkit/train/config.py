@@ -16,10 +16,14 @@ from typing import Any
 
 import yaml
 
+from contrastkit.eval.protocols import protocol_setting_names
 from contrastkit.recipes import DEFAULT_RECIPE, recipe_path
 from contrastkit.train.trainer import TrainConfig
 
 SECTIONS = ("name", "seed", "data", "encoder", "views", "method", "train", "eval")
+#: Sections that ``--set SECTION=NAME`` replaces whole (their options start from scratch),
+#: with the key the name goes to.
+NAMED_SECTIONS = {"data": "name", "encoder": "name", "views": "preset", "method": "name"}
 PLOT_METHODS = ("pca", "tsne")
 
 
@@ -41,44 +45,26 @@ def read_yaml(text: str) -> Any:
 
 @dataclass
 class EvalConfig:
-    """Evaluation settings (the ``eval:`` section of a recipe).
+    """What a run does around its evaluation (the run-level keys of a recipe's ``eval:`` section).
+
+    The other ``eval:`` keys belong to the data's evaluation protocol, which declares and
+    checks them (:mod:`contrastkit.eval.protocols`: ``knn_k`` and ``linear`` for
+    classification, ``bm25`` and ``retrieval_metrics`` for retrieval, ...).
 
     Attributes:
-        knn_k: neighbours of the weighted kNN (InstDisc protocol).
-        knn_temperature: vote temperature of the weighted kNN.
-        linear: run the linear probe.
-        baselines: also evaluate raw inputs and the randomly initialised encoder in the same run.
-        train_subset: evaluate with at most this many training rows (kNN bank and probe fit); ``None``: all.
-        test_subset: evaluate on at most this many test rows; ``None``: all.
-        batch_size: rows per forward pass when extracting features.
+        baselines: also evaluate the protocol's baselines (raw inputs, the randomly
+            initialised encoder, BM25, ...) in the same run.
         plots: write ``loss_curve.png`` and ``embedding_2d.png``.
         plot_method: ``pca`` or ``tsne`` for the 2-D scatter.
-        svm: run the RBF-SVM probe (TS2Vec's protocol); ``None`` (default): on series data only.
-        retrieval_metrics: text data: trec_eval metrics to report (``ndcg@10``, ``mrr@10``,
-            ``recall@100``, ``map``, ``map@k``, ``precision@k``); ``None``: MRR@10, nDCG@10,
-            Recall@100 and MAP.
-        remove_self_hits: text data: drop a retrieved document whose id equals the query id
-            (BEIR's ``--remove-query``, for corpora that contain the queries).
-        bm25: text data: also score BM25 as a baseline.
-        encode_batch_size: text data: texts per forward pass when encoding a corpus.
-        validation_queries: text data: validation queries sampled for periodic evaluation.
     """
 
-    knn_k: int = 200
-    knn_temperature: float = 0.1
-    linear: bool = True
     baselines: bool = True
-    train_subset: int | None = None
-    test_subset: int | None = None
-    batch_size: int = 1024
     plots: bool = True
     plot_method: str = "pca"
-    svm: bool | None = None
-    retrieval_metrics: list[str] | None = None
-    remove_self_hits: bool = False
-    bm25: bool = True
-    encode_batch_size: int = 64
-    validation_queries: int | None = 500
+
+
+#: The run-level ``eval:`` keys; the rest of the section belongs to the protocol.
+_RUN_LEVEL = frozenset(field.name for field in fields(EvalConfig))
 
 
 def load_config(recipe: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -118,9 +104,9 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
         keys, value = parse_override(text)
         if keys[0] not in SECTIONS:
             raise ValueError(f"--set {'.'.join(keys)}: unknown section {keys[0]!r}; expected one of {list(SECTIONS)}")
-        if keys == ["data"] and isinstance(value, str):
-            # --set data=NAME picks another dataset: its options start from scratch.
-            config["data"] = {"name": value}
+        if len(keys) == 1 and keys[0] in NAMED_SECTIONS and isinstance(value, str):
+            # --set data=NAME (encoder=, method=NAME, views=PRESET) picks another one: its options start from scratch.
+            config[keys[0]] = {NAMED_SECTIONS[keys[0]]: value}
             continue
         node = config
         for part in keys[:-1]:
@@ -148,7 +134,7 @@ def validate_config(config: dict[str, Any]) -> None:
         if not isinstance(value, dict) or not value.get(key):
             raise ValueError(f"recipe: expected section {section!r} with a {key!r}, got {value!r}")
     _check_keys("train", config.get("train") or {}, {f.name for f in fields(TrainConfig)})
-    _check_keys("eval", config.get("eval") or {}, {f.name for f in fields(EvalConfig)})
+    _check_keys("eval", config.get("eval") or {}, {f.name for f in fields(EvalConfig)} | protocol_setting_names())
     plot_method = (config.get("eval") or {}).get("plot_method", "pca")
     if plot_method not in PLOT_METHODS:
         raise ValueError(f"eval.plot_method: expected one of {list(PLOT_METHODS)}, got {plot_method!r}")
@@ -162,8 +148,13 @@ def train_config(config: dict[str, Any]) -> TrainConfig:
 
 
 def eval_config(config: dict[str, Any]) -> EvalConfig:
-    """The ``eval`` section as an :class:`EvalConfig`."""
-    return EvalConfig(**(config.get("eval") or {}))
+    """The run-level keys of the ``eval`` section as an :class:`EvalConfig`."""
+    return EvalConfig(**{key: value for key, value in (config.get("eval") or {}).items() if key in _RUN_LEVEL})
+
+
+def protocol_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``eval`` keys that belong to the evaluation protocol (all but :class:`EvalConfig`'s)."""
+    return {key: value for key, value in (config.get("eval") or {}).items() if key not in _RUN_LEVEL}
 
 
 def resolved(config: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +162,9 @@ def resolved(config: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(config)
     out.setdefault("seed", 0)
     out["train"] = asdict(train_config(config))
-    out["eval"] = asdict(eval_config(config))
+    # The protocol's own keys stay as given; the run adds the protocol's defaults once it knows
+    # the data (contrastkit.train.run), before it writes RUN_DIR/config.yaml.
+    out["eval"] = {**asdict(eval_config(config)), **protocol_settings(config)}
     return out
 
 

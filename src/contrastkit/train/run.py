@@ -8,16 +8,17 @@ through the same steps and writes the same ``metrics.json`` shape::
                    "random_init": {"knn_top1": ..., "linear_top1": ...}},
      "train": {"steps": ..., "seconds": ..., "seconds_per_epoch": ...}}
 
-Series data adds ``svm_accuracy`` (TS2Vec's RBF-SVM protocol) beside the kNN and
-linear-probe keys, for the learned representation and both baselines.
-
-Text data is scored by retrieval instead (:class:`contrastkit.train.text_eval.TextEvaluator`):
-trec_eval's MRR@10, nDCG@10, Recall@100 and MAP on the test queries, with the baselines
-``bm25`` and ``zero_shot`` (the encoder before training).
+The keys come from the data's evaluation protocol, which its modality names
+(:mod:`contrastkit.modalities`, :mod:`contrastkit.eval.protocols`): series data adds
+``svm_accuracy`` (TS2Vec's RBF-SVM protocol); text data is scored by retrieval
+(trec_eval's MRR@10, nDCG@10, Recall@100 and MAP, baselines ``bm25`` and ``zero_shot``).
+Nothing here names a modality: the modality builds the views and supplies the encoder
+arguments, the protocol measures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -30,37 +31,18 @@ from typing import Any
 import torch
 import yaml
 
-from contrastkit.data import ArrayDataset, DatasetSplits, load_dataset
-from contrastkit.eval import (
-    alignment_uniformity,
-    evaluate_representation,
-    extract_features,
-    plot_embedding_2d,
-    plot_loss_curve,
-    print_table,
-)
-from contrastkit.eval.svm import svm_probe
+from contrastkit.data import DatasetSplits, load_dataset
+from contrastkit.eval import plot_embedding_2d, plot_loss_curve, print_table
+from contrastkit.eval.protocols import EvaluationProtocol
 from contrastkit.methods import Method, build_method
-from contrastkit.methods.registry import method_modality, method_names
+from contrastkit.modalities import check_method, modality_of
 from contrastkit.nn.registry import build_encoder
 from contrastkit.utils.atomic import atomic_write_json, atomic_write_text
 from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint
-from contrastkit.train.config import (
-    EvalConfig,
-    eval_config,
-    load_run_config,
-    resolved,
-    train_config,
-)
-from contrastkit.train.distributed import (
-    DistributedContext,
-    device_for,
-    setup_distributed,
-)
+from contrastkit.train.config import eval_config, load_run_config, protocol_settings, resolved, train_config
+from contrastkit.train.distributed import DistributedContext, device_for, setup_distributed
 from contrastkit.utils.seed import seed_everything
 from contrastkit.train.trainer import Trainer, resolve_device
-from contrastkit.views.image import build_views
-from contrastkit.views.series import build_series_views
 
 BASELINES_FILE = "baselines.json"
 METRICS_FILE = "metrics.json"
@@ -74,157 +56,29 @@ def load_data(config: dict[str, Any]) -> DatasetSplits:
 
 
 def build_method_from_config(config: dict[str, Any], splits: DatasetSplits) -> Method:
-    """Encoder + views + method as the recipe names them, seeded by ``config['seed']``."""
+    """Encoder + views + method as the recipe names them, seeded by ``config['seed']``.
+
+    The data's modality checks that the method trains on it, supplies the encoder
+    arguments that come from the data and builds the views.
+    """
     method_options = dict(config["method"])
     name = method_options.pop("name")
-    expected = method_modality(name)
-    if splits.modality != expected:
-        raise ValueError(
-            f"dataset {splits.name!r} is {splits.modality!r} data, but method {name!r} trains on {expected!r} data; "
-            f"methods for {splits.modality!r} data: {', '.join(method_names(splits.modality)) or '(none yet)'}"
-        )
+    modality = check_method(name, splits)
     seed_everything(int(config.get("seed", 0)))
     encoder_options = dict(config["encoder"])
-    view_options = dict(config["views"])
-    if splits.modality == "text":
-        from contrastkit.views.text import build_text_views
-
-        encoder = build_encoder(encoder_options.pop("name"), **encoder_options)
-        view_options.setdefault("mask_token_id", getattr(encoder, "mask_token_id", None))
-        pad_token_id = getattr(getattr(encoder, "tokenizer", None), "pad_token_id", None)
-        if pad_token_id is not None:
-            view_options.setdefault("pad_token_id", pad_token_id)
-        views = build_text_views(view_options.pop("preset"), **view_options)
-        return build_method(name, encoder, views, **method_options)
-    if splits.modality in ("graph", "graphs"):
-        from contrastkit.views.graph import build_graph_views
-
-        encoder = build_encoder(encoder_options.pop("name"), in_channels=splits.input_shape[0], **encoder_options)
-        views = build_graph_views(view_options.pop("preset", "none"), **view_options)
-        return build_method(name, encoder, views, **method_options)
-    if splits.modality == "interactions":
-        train = splits.train
-        encoder = build_encoder(encoder_options.pop("name"), num_users=train.num_users, num_items=train.num_items,
-                                train_pairs=train.pairs, **encoder_options)
-        return build_method(name, encoder, (), **method_options)
-    if splits.modality == "series":
-        encoder = build_encoder(encoder_options.pop("name"), in_channels=splits.input_shape[0], **encoder_options)
-        views = build_series_views(view_options.pop("preset"), **view_options)
-        return build_method(name, encoder, views, **method_options)
-    channels, image_size = splits.input_shape[0], splits.input_shape[-1]
-    encoder = build_encoder(encoder_options.pop("name"), in_channels=channels, image_size=image_size,
-                            **encoder_options)
-    # views.image_size lets a run train on smaller crops than it evaluates on (cheaper on CPU);
-    # the encoders pool globally, so they accept both sizes.
-    view_size = int(view_options.pop("image_size", image_size))
-    views = build_views(view_options.pop("preset"), image_size=view_size, channels=channels, **view_options)
+    encoder = build_encoder(encoder_options.pop("name"), **modality.encoder_arguments(splits), **encoder_options)
+    views = modality.build_views(dict(config["views"]), splits, encoder)
     return build_method(name, encoder, views, **method_options)
 
 
-def _subset(dataset: ArrayDataset, size: int | None, seed: int) -> ArrayDataset:
-    if size is None or size >= len(dataset):
-        return dataset
-    rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:size]
-    return dataset.subset(rows.sort().values)
+def build_protocol(config: dict[str, Any], splits: DatasetSplits, device: torch.device, seed: int) -> EvaluationProtocol:
+    """The evaluation protocol of the data's modality, with the recipe's protocol settings."""
+    return modality_of(splits).build_protocol(splits, protocol_settings(config), device, seed)
 
 
-class Evaluator:
-    """Embeds the (sub-sampled) train and test splits and scores the features."""
-
-    def __init__(self, splits: DatasetSplits, config: EvalConfig, device: torch.device, seed: int) -> None:
-        self.config, self.device = config, device
-        self.train = _subset(splits.train, config.train_subset, seed)
-        self.test = _subset(splits.test, config.test_subset, seed + 1)
-        self.num_classes = splits.num_classes
-        if self.train.labels is None or self.test.labels is None:
-            raise ValueError(f"dataset {splits.name!r} has no labels: kNN and linear-probe evaluation need them")
-        # The RBF-SVM probe is the TS2Vec protocol; by default it runs on series data only.
-        self.svm = splits.modality == "series" if config.svm is None else bool(config.svm)
-        self.seed = seed
-
-    def features(self, method: Method) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backbone features of the train and test rows (eval mode, no augmentation)."""
-        was_training = method.training
-        method.eval()
-        try:
-            train, _ = extract_features(method.embed, self.train, self.config.batch_size, self.device)
-            test, _ = extract_features(method.embed, self.test, self.config.batch_size, self.device)
-        finally:
-            method.train(was_training)
-        return train, test
-
-    def score(self, train_features: torch.Tensor, test_features: torch.Tensor, linear: bool | None = None) -> dict:
-        """kNN, linear probe (unless ``linear=False``: periodic evaluation) and, where enabled, the SVM probe."""
-        assert self.train.labels is not None and self.test.labels is not None
-        linear = self.config.linear if linear is None else linear
-        scores: dict[str, float] = evaluate_representation(
-            train_features, self.train.labels, test_features, self.test.labels,
-            knn_k=self.config.knn_k, knn_temperature=self.config.knn_temperature,
-            linear=linear, num_classes=self.num_classes,
-        )  # fmt: skip
-        if self.svm and linear:
-            scores.update(svm_probe(train_features, self.train.labels, test_features, self.test.labels, seed=self.seed))
-        return scores
-
-    def __call__(self, method: Method) -> dict[str, float]:
-        """Periodic evaluation during training: kNN only (cheap)."""
-        return self.score(*self.features(method), linear=False)
-
-    def baselines(self, method: Method) -> dict[str, dict[str, float]]:
-        """Raw inputs and the randomly initialised encoder, scored like the learned features."""
-        return {"raw_input": self.raw_input(), "random_init": self.score(*self.features(method))}
-
-    def final(self, method: Method) -> tuple[dict[str, float], torch.Tensor | None]:
-        """The learned representation's scores (kNN, probes, view geometry) and the test features."""
-        train_features, test_features = self.features(method)
-        learned = self.score(train_features, test_features)
-        learned.update(_view_geometry(method, self))
-        return learned, test_features
-
-    def columns(self) -> list[str]:
-        return ["knn_top1", "linear_top1"] + (["svm_accuracy"] if self.svm else [])
-
-    def raw_input(self) -> dict[str, float]:
-        """The raw-input baseline: flattened inputs as features (missing values, e.g. series padding, as 0)."""
-        return self.score(
-            torch.nan_to_num(self.train.inputs.flatten(1).float()), torch.nan_to_num(self.test.inputs.flatten(1).float())
-        )
-
-
-def build_evaluator(splits: DatasetSplits, config: EvalConfig, device: torch.device, seed: int) -> Any:
-    """The evaluator for the data's modality: retrieval for text, node probes and link prediction
-    for a graph, ranking for interactions, kNN and probes otherwise."""
-    if splits.modality == "text":
-        from contrastkit.train.text_eval import TextEvaluator
-
-        return TextEvaluator(splits, config, device, seed)
-    if splits.modality == "graph":
-        from contrastkit.train.graph_eval import NodeGraphEvaluator
-
-        return NodeGraphEvaluator(splits, config, device, seed)
-    if splits.modality == "graphs":
-        from contrastkit.train.graph_eval import GraphSetEvaluator
-
-        return GraphSetEvaluator(splits, config, device, seed)
-    if splits.modality == "interactions":
-        from contrastkit.train.recommendation_eval import RecommendationEvaluator
-
-        return RecommendationEvaluator(splits, config, device, seed)
-    return Evaluator(splits, config, device, seed)
-
-
-def _view_geometry(method: Method, evaluator: Evaluator, rows: int = 2000) -> dict[str, float]:
-    """Alignment and uniformity of backbone features of two augmented views of test rows."""
-    inputs = evaluator.test.inputs[:rows].to(evaluator.device)
-    method.eval()
-    with torch.no_grad():
-        view_a = getattr(method, "view_a", None)
-        view_b = getattr(method, "view_b", None)
-        if view_a is None or view_b is None:
-            return {}
-        features_a = method.embed(view_a(inputs)).float().cpu()
-        features_b = method.embed(view_b(inputs)).float().cpu()
-    return alignment_uniformity(features_a, features_b)
+def _with_protocol_settings(config: dict[str, Any], protocol: EvaluationProtocol) -> dict[str, Any]:
+    """``config`` with every setting of ``protocol`` filled in under ``eval`` (as saved in config.yaml)."""
+    return {**config, "eval": {**config["eval"], **dataclasses.asdict(protocol.settings)}}
 
 
 def _new_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -320,7 +174,8 @@ def _run(
     device = resolve_device(training.device)
     if not verbose:
         training.progress = False
-    evaluator = build_evaluator(splits, evaluation, device, seed)
+    evaluator = build_protocol(config, splits, device, seed)
+    config = _with_protocol_settings(config, evaluator)
     if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -368,8 +223,7 @@ def _run(
             "final_loss": result.final_loss if math.isfinite(result.final_loss) else None,
             "precision": trainer.precision,
         },
-        "eval_rows": {"train": len(evaluator.train) if hasattr(evaluator, "train") else None,
-                      "test": len(evaluator.test)},
+        "eval_rows": evaluator.evaluated_rows(),
         "environment": _environment(),
     }
     metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
@@ -378,29 +232,15 @@ def _run(
     if evaluation.plots:
         plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png", keys=["loss"],
                         title=f"{config['method']['name']} on {splits.name}")
-        plot_labels = getattr(evaluator, "plot_labels", None)
-        if plot_labels is None:
-            plot_labels = getattr(evaluator.test, "labels", None)
+        plot_labels = evaluator.plot_labels()
         if test_features is not None and plot_labels is not None:
             plot_embedding_2d(test_features, plot_labels, run_dir / "embedding_2d.png",
                               method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
                               title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
     if verbose:
-        protocol = _protocol(splits.modality, evaluation, len(evaluator.test))
         print_table({"learned": learned, **baselines}, columns=evaluator.columns(),
-                    title=f"{config['method']['name']} on {splits.name} ({protocol})")
+                    title=f"{config['method']['name']} on {splits.name} ({evaluator.describe()})")
     return run_dir, metrics
-
-
-def _protocol(modality: str, evaluation: EvalConfig, test_rows: int) -> str:
-    """The one-line description of how the result table was measured."""
-    if modality == "text":
-        return f"dense retrieval, trec_eval; test queries {test_rows}"
-    if modality == "graph":
-        return f"logistic probe on {test_rows} test nodes; link prediction on held-out edges"
-    if modality == "interactions":
-        return f"full ranking, training items masked; {test_rows} test users"
-    return f"kNN k={evaluation.knn_k}, τ={evaluation.knn_temperature}; test rows {test_rows}"
 
 
 def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]:
@@ -415,7 +255,7 @@ def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]
     state = load_checkpoint(checkpoint, method, restore_rng=False)
     device = resolve_device(config["train"]["device"])
     method.to(device)
-    evaluator = build_evaluator(splits, eval_config(config), device, int(config["seed"]))
+    evaluator = build_protocol(config, splits, device, int(config["seed"]))
     learned, _ = evaluator.final(method)
     metrics_path = run_dir / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
@@ -440,7 +280,8 @@ def evaluate_untrained(config: dict[str, Any], out_dir: str | Path, *, verbose: 
     device = resolve_device(config["train"]["device"])
     method.to(device)
     evaluation = eval_config(config)
-    evaluator = build_evaluator(splits, evaluation, device, int(config["seed"]))
+    evaluator = build_protocol(config, splits, device, int(config["seed"]))
+    config = _with_protocol_settings(config, evaluator)
     learned, _ = evaluator.final(method)
     baselines = evaluator.baselines(method) if evaluation.baselines else {}
     baselines.pop("zero_shot", None)  # the untrained encoder is what "learned" measures here

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrastkit.utils.checks import unknown_name_error
+from contrastkit.utils.registry import Registry
 
 # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
 _LUMA = (0.299, 0.587, 0.114)
@@ -499,19 +500,19 @@ def _crop_flip_pair(image_size: int, channels: int, **overrides: object) -> tupl
     )
 
 
-VIEW_PRESETS: dict[str, Callable[..., tuple[ImageViews, ImageViews]]] = {
+VIEW_PRESETS: Registry[Callable[..., tuple[ImageViews, ImageViews]]] = Registry("view preset", {
     "simclr": _simclr_pair,
     # MoCo v2 adopted SimCLR's augmentation (Chen et al. 2020b).
     "moco-v2": _simclr_pair,
     "byol": byol_views,
     "crop-flip": _crop_flip_pair,
-}
+})
 """Image view presets by name; each returns the pair ``(view_a, view_b)``."""
 
 
 def view_preset_names() -> list[str]:
     """Names of the registered image view presets, sorted."""
-    return sorted(VIEW_PRESETS)
+    return VIEW_PRESETS.names()
 
 
 def build_views(preset: str, image_size: int, channels: int, **overrides: object) -> tuple[ImageViews, ImageViews]:
@@ -535,8 +536,7 @@ def build_views(preset: str, image_size: int, channels: int, **overrides: object
         >>> view_a(torch.rand(4, 1, 28, 28)).shape
         torch.Size([4, 1, 28, 28])
     """
-    if preset not in VIEW_PRESETS:
-        raise unknown_name_error("view preset", preset, VIEW_PRESETS)
+    VIEW_PRESETS[preset]  # an unknown preset: the registry's error
     known = {field.name for field in dataclasses.fields(ImageViewConfig)} - {"image_size", "channels"} | {"generator"}
     unknown = sorted(set(overrides) - known)
     if unknown:

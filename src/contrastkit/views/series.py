@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from contrastkit.utils.checks import check_int as _check_int, fail as _fail, unknown_name_error
+from contrastkit.utils.registry import Registry
 
 __all__ = [
     "SERIES_VIEW_PRESETS",
@@ -824,7 +825,7 @@ _STEP_BUILDERS: dict[str, Callable[[SeriesViewConfig, torch.Generator | None], n
 SERIES_VIEW_STEPS: tuple[str, ...] = tuple(_STEP_BUILDERS)
 """Names of the views a :class:`SeriesViewConfig` can chain."""
 
-SERIES_VIEW_PRESETS: dict[str, tuple[str, ...]] = {
+SERIES_VIEW_PRESETS: Registry[tuple[str, ...]] = Registry("series view preset", {
     # TS2Vec: the overlapping crops are the views; nothing else changes.
     "identity": (),
     # TS-TCC's weak view (Eldele et al. 2021): jitter(scaling(x)).
@@ -835,13 +836,13 @@ SERIES_VIEW_PRESETS: dict[str, tuple[str, ...]] = {
     "speed-volume": ("speed", "volume"),
     # TS-TCC's strong view: jitter(permutation(x)).
     "permute-jitter": ("permutation", "jitter"),
-}
+})
 """Series view presets by name: the steps each view of the pair runs."""
 
 
 def series_view_preset_names() -> list[str]:
     """Names of the registered series view presets, sorted."""
-    return sorted(SERIES_VIEW_PRESETS)
+    return SERIES_VIEW_PRESETS.names()
 
 
 def build_series_views(preset: str, **overrides: object) -> tuple[SeriesViews, SeriesViews]:
@@ -868,8 +869,7 @@ def build_series_views(preset: str, **overrides: object) -> tuple[SeriesViews, S
         >>> view_a(torch.randn(4, 3, 50)).shape
         torch.Size([4, 3, 50])
     """
-    if preset not in SERIES_VIEW_PRESETS:
-        raise unknown_name_error("series view preset", preset, SERIES_VIEW_PRESETS)
+    SERIES_VIEW_PRESETS[preset]  # an unknown preset: the registry's error
     known = {field.name for field in dataclasses.fields(SeriesViewConfig)} | {"generator"}
     unknown = sorted(set(overrides) - known)
     if unknown:

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from contrastkit.utils.checks import unknown_name_error
+from contrastkit.utils.registry import Registry
 
 __all__ = [
     "TEXT_VIEW_PRESETS",
@@ -603,20 +604,20 @@ class TokenTypeReplacement:
 
 # -- presets -----------------------------------------------------------------------------
 
-TEXT_VIEW_PRESETS: dict[str, str] = {
+TEXT_VIEW_PRESETS: Registry[str] = Registry("text view preset", {
     "dropout": "SimCSE: both views are the identity; the encoder's dropout is the augmentation",
     "contriever": "Contriever: IndependentCrop then WordDeletion(0.1) on each side",
     "cocosoda": "CoCoSoDa: TokenMask (dynamic masking) on each side; needs mask_token_id",
     "crop": "IndependentCrop only on each side",
     "contriever-documents": "Contriever's crop + WordDeletion on the second (document) side only; "
     "the first (query) side unchanged: augmentation for supervised query -> document pairs",
-}
+})
 """Text view presets by name, with what each view of the pair does."""
 
 
 def text_view_preset_names() -> list[str]:
     """Names of the text view presets, sorted."""
-    return sorted(TEXT_VIEW_PRESETS)
+    return TEXT_VIEW_PRESETS.names()
 
 
 def build_text_views(
@@ -665,8 +666,7 @@ def build_text_views(
         >>> view_a, view_b = build_text_views("contriever")
         >>> batch_a, batch_b = view_a(batch), view_b(batch)
     """
-    if preset not in TEXT_VIEW_PRESETS:
-        raise unknown_name_error("text view preset", preset, TEXT_VIEW_PRESETS)
+    TEXT_VIEW_PRESETS[preset]  # an unknown preset: the registry's error
     _check_generator("build_text_views", generator)
 
     def pair(value: object, name: str) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Top-k ranking evaluation of a recommendation method inside a run (the interactions counterpart of ``run.Evaluator``).
+"""Full top-k ranking of items per user: the evaluation protocol of interaction (recommendation) data.
 
 The score follows LightGCN's and LightGCL's protocol (:mod:`contrastkit.eval.recommendation`):
 every test user ranks all items by the dot product of the method's user and item
@@ -10,18 +10,40 @@ Baselines, measured in the same run: most-popular items and the untrained model.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from contrastkit.data.interactions import InteractionData
 from contrastkit.data.registry import DatasetSplits
+from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
 from contrastkit.eval.recommendation import popularity_scores, recall_ndcg_at_k
-from contrastkit.methods.base import Method
 
 #: The cutoff of the reported metrics (the papers' Recall@20 / NDCG@20).
 TOP_K = 20
+
+
+class RecommendationModel(Model, Protocol):
+    """A model with user and item embeddings (``[U, D]``, ``[I, D]``) whose dot products rank items."""
+
+    def user_item_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclasses.dataclass
+class RankingSettings(ProtocolSettings):
+    """The ``eval:`` keys of the ranking protocol.
+
+    Attributes:
+        test_subset: at most this many test users; ``None``: all.
+        validation_queries: users sampled for periodic checks.
+        batch_size: users scored per block.
+    """
+
+    test_subset: int | None = None
+    validation_queries: int | None = 500
+    batch_size: int = 1024
 
 
 def _data_or_error(value: Any, name: str, dataset: str) -> InteractionData:
@@ -33,58 +55,56 @@ def _data_or_error(value: Any, name: str, dataset: str) -> InteractionData:
     return value
 
 
-class RecommendationEvaluator:
-    """Scores a recommendation method by full ranking on a dataset's test users.
+class RankingProtocol(EvaluationProtocol):
+    """Scores a recommendation model by full ranking on a dataset's test users.
 
     Args:
         splits: an interactions dataset (``splits.test`` is
             :class:`~contrastkit.data.interactions.InteractionData`).
-        config: the run's :class:`~contrastkit.train.config.EvalConfig` (``test_subset``: at
-            most this many test users; ``validation_queries``: users for periodic checks;
-            ``batch_size``: users scored per block).
-        device: where the ranking runs (the method's embeddings are moved there).
+        settings: :class:`RankingSettings`.
+        device: where the ranking runs (the model's embeddings are moved there).
         seed: seeds the user sub-samples.
 
     Attributes:
         test: the (sub-sampled) test data; ``len(test)`` is the number of test users.
     """
 
-    def __init__(self, splits: DatasetSplits, config: Any, device: torch.device, seed: int) -> None:
-        self.config, self.device, self.k = config, torch.device(device), TOP_K
-        self.test = _data_or_error(splits.test, "test", splits.name).subset_users(config.test_subset, seed=seed)
+    settings_type = RankingSettings
+
+    def __init__(self, splits: DatasetSplits, settings: RankingSettings, device: torch.device | None,
+                 seed: int) -> None:
+        super().__init__(splits, settings, torch.device(device if device is not None else "cpu"), seed)
+        self.k = TOP_K
+        self.test = _data_or_error(splits.test, "test", splits.name).subset_users(settings.test_subset, seed=seed)
         validation = splits.validation if splits.validation is not None else splits.test
         self.validation = _data_or_error(validation, "validation", splits.name).subset_users(
-            config.validation_queries, seed=seed + 1
+            settings.validation_queries, seed=seed + 1
         )
 
     def _rank(self, users: torch.Tensor, items: torch.Tensor, data: InteractionData) -> dict[str, float]:
         scores = recall_ndcg_at_k(
             users.to(self.device).float(), items.to(self.device).float(), data.train_pairs, data.test_pairs,
-            k=self.k, batch_users=max(1, int(self.config.batch_size)),
+            k=self.k, batch_users=max(1, int(self.settings.batch_size)),
         )  # fmt: skip
         scores["eval_users"] = float(len(data))
         return scores
 
-    def score(self, method: Method, data: InteractionData | None = None) -> dict[str, float]:
+    def score(self, method: RecommendationModel, data: InteractionData | None = None) -> dict[str, float]:
         """Recall@20 and NDCG@20 of ``method`` on ``data`` (default: the test data)."""
         data = data or self.test
         started = time.perf_counter()
-        was_training = method.training
-        method.eval()
-        try:
+        with evaluation_mode(method):
             users, items = method.user_item_embeddings()
-        finally:
-            method.train(was_training)
         scores = self._rank(users, items, data)
         scores["eval_seconds"] = round(time.perf_counter() - started, 2)
         return scores
 
-    def __call__(self, method: Method) -> dict[str, float]:
+    def periodic(self, method: RecommendationModel) -> dict[str, float]:  # type: ignore[override]
         """Periodic check on the validation users (cheap: a sample of users)."""
         scores = self.score(method, self.validation)
         return {f"val_{name}": value for name, value in scores.items() if name.startswith(("recall", "ndcg"))}
 
-    def final(self, method: Method) -> tuple[dict[str, float], None]:
+    def final(self, method: RecommendationModel) -> tuple[dict[str, float], None]:  # type: ignore[override]
         """The end-of-run scores on the test users (no features to plot)."""
         return self.score(method), None
 
@@ -94,9 +114,15 @@ class RecommendationEvaluator:
         counts = popularity_scores(data.train_pairs, data.num_items)
         return self._rank(torch.ones(data.num_users, 1), counts[:, None], data)
 
-    def baselines(self, method: Method) -> dict[str, dict[str, float]]:
+    def baselines(self, method: RecommendationModel) -> dict[str, dict[str, float]]:  # type: ignore[override]
         """Most-popular items and the untrained model (``random_init``), on the same test users."""
         return {"popularity": self.popularity(), "random_init": self.score(method)}
 
     def columns(self) -> list[str]:
         return [f"recall_at_{self.k}", f"ndcg_at_{self.k}"]
+
+    def describe(self) -> str:
+        return f"full ranking, training items masked; {len(self.test)} test users"
+
+    def evaluated_rows(self) -> dict[str, int | None]:
+        return {"train": None, "test": len(self.test)}

@@ -1,4 +1,4 @@
-"""Retrieval evaluation of a text method inside a run (the text counterpart of ``run.Evaluator``).
+"""Dense retrieval with trec_eval conventions: the evaluation protocol of text runs.
 
 The final score follows the BEIR protocol with trec_eval (``eval.retrieval.evaluate_run``):
 the queries of the test task rank the whole corpus by cosine similarity, every query of
@@ -9,19 +9,50 @@ measured in the same run: BM25 (``bm25s``) and the encoder before training (zero
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from contrastkit.data.registry import DatasetSplits
 from contrastkit.data.text import RetrievalTask
 from contrastkit.eval.bm25 import bm25_run
+from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings
 from contrastkit.eval.retrieval import dense_run, evaluate_run, ranking_metrics
-from contrastkit.methods.base import Method
 
 #: Metrics of a text run, in the order tables show them.
 DEFAULT_RETRIEVAL_METRICS = ("mrr@10", "ndcg@10", "recall@100", "map")
+
+
+class TextModel(Model, Protocol):
+    """A model that encodes texts (queries and documents) into ``[N, D]``."""
+
+    def encode_texts(self, texts: list[str], *, query: bool = False, batch_size: int = 64) -> torch.Tensor: ...
+
+
+@dataclasses.dataclass
+class RetrievalSettings(ProtocolSettings):
+    """The ``eval:`` keys of the retrieval protocol.
+
+    Attributes:
+        test_subset: at most this many test queries; ``None``: all.
+        validation_queries: validation queries sampled for periodic evaluation.
+        retrieval_metrics: trec_eval metrics to report (``ndcg@10``, ``mrr@10``,
+            ``recall@100``, ``map``, ``map@k``, ``precision@k``); ``None``: MRR@10, nDCG@10,
+            Recall@100 and MAP.
+        remove_self_hits: drop a retrieved document whose id equals the query id
+            (BEIR's ``--remove-query``, for corpora that contain the queries).
+        bm25: also score BM25 as a baseline.
+        encode_batch_size: texts per forward pass when encoding a corpus.
+    """
+
+    test_subset: int | None = None
+    validation_queries: int | None = 500
+    retrieval_metrics: list[str] | None = None
+    remove_self_hits: bool = False
+    bm25: bool = True
+    encode_batch_size: int = 64
 
 
 def _task_or_error(value: Any, name: str, dataset: str) -> RetrievalTask:
@@ -31,53 +62,53 @@ def _task_or_error(value: Any, name: str, dataset: str) -> RetrievalTask:
     return value
 
 
-class TextEvaluator:
-    """Scores a text method by dense retrieval over a dataset's test (and validation) task.
+class RetrievalProtocol(EvaluationProtocol):
+    """Scores a text model by dense retrieval over a dataset's test (and validation) task.
 
     Args:
         splits: a text dataset (``splits.test`` is a :class:`~contrastkit.data.text.RetrievalTask`).
-        config: the run's :class:`~contrastkit.train.config.EvalConfig` (``test_subset``: at
-            most this many test queries; ``validation_queries``: queries for periodic checks;
-            ``retrieval_metrics``, ``remove_self_hits``, ``bm25``, ``encode_batch_size``).
-        device: unused (the method's encoder tokenises onto its own device); kept for symmetry.
+        settings: :class:`RetrievalSettings`.
+        device: unused (the model's encoder tokenises onto its own device).
         seed: seeds the query sub-samples.
     """
 
-    def __init__(self, splits: DatasetSplits, config: Any, device: torch.device, seed: int) -> None:
-        del device
-        self.config = config
-        self.metrics = tuple(config.retrieval_metrics or DEFAULT_RETRIEVAL_METRICS)
-        self.test = _task_or_error(splits.test, "test", splits.name).subset(config.test_subset, seed=seed)
+    settings_type = RetrievalSettings
+
+    def __init__(self, splits: DatasetSplits, settings: RetrievalSettings, device: torch.device | None,
+                 seed: int) -> None:
+        super().__init__(splits, settings, device, seed)
+        self.metrics = tuple(settings.retrieval_metrics or DEFAULT_RETRIEVAL_METRICS)
+        self.test = _task_or_error(splits.test, "test", splits.name).subset(settings.test_subset, seed=seed)
         validation = splits.validation if splits.validation is not None else splits.test
         self.validation = _task_or_error(validation, "validation", splits.name).subset(
-            config.validation_queries, seed=seed + 1
+            settings.validation_queries, seed=seed + 1
         )
         # The deepest cutoff any metric needs (trec_eval's default depth is 1000 like BEIR's runs).
         self.depth = max([1000] + [int(name.split("@")[1]) for name in self.metrics if "@" in name])
 
-    def _embed(self, method: Method, task: RetrievalTask) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    def _embed(self, method: TextModel, task: RetrievalTask) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
         doc_ids, query_ids = list(task.corpus), list(task.qrels)
-        batch = self.config.encode_batch_size
+        batch = self.settings.encode_batch_size
         documents = method.encode_texts([task.corpus[i] for i in doc_ids], batch_size=batch)
         queries = method.encode_texts([task.queries[i] for i in query_ids], query=True, batch_size=batch)
         return queries, documents, query_ids, doc_ids
 
-    def score(self, method: Method, task: RetrievalTask | None = None) -> dict[str, float]:
+    def score(self, method: TextModel, task: RetrievalTask | None = None) -> dict[str, float]:
         """trec_eval metrics of dense retrieval on ``task`` (default: the test task)."""
         task = task or self.test
         started = time.perf_counter()
         queries, documents, query_ids, doc_ids = self._embed(method, task)
         run = dense_run(queries, documents, query_ids, doc_ids, k=min(self.depth, len(doc_ids)))
-        scores = evaluate_run(task.qrels, run, metrics=self.metrics, remove_self_hits=self.config.remove_self_hits)
+        scores = evaluate_run(task.qrels, run, metrics=self.metrics, remove_self_hits=self.settings.remove_self_hits)
         scores["eval_queries"] = float(len(query_ids))
         scores["encode_seconds"] = round(time.perf_counter() - started, 2)
         return scores
 
-    def final(self, method: Method) -> tuple[dict[str, float], None]:
+    def final(self, method: TextModel) -> tuple[dict[str, float], None]:  # type: ignore[override]
         """The end-of-run scores on the test task (no features to plot for text)."""
         return self.score(method), None
 
-    def __call__(self, method: Method) -> dict[str, float]:
+    def periodic(self, method: TextModel) -> dict[str, float]:  # type: ignore[override]
         """Periodic check on the validation sample with the torch metrics (no trec_eval round trip)."""
         queries, documents, query_ids, doc_ids = self._embed(method, self.validation)
         position = {doc_id: column for column, doc_id in enumerate(doc_ids)}
@@ -86,7 +117,7 @@ class TextEvaluator:
             for doc_id, grade in self.validation.qrels[query_id].items():
                 relevance[row, position[doc_id]] = float(grade)
         similarities = torch.nn.functional.normalize(queries, dim=1) @ torch.nn.functional.normalize(documents, dim=1).T
-        if self.config.remove_self_hits:
+        if self.settings.remove_self_hits:
             for row, query_id in enumerate(query_ids):
                 if query_id in position:
                     similarities[row, position[query_id]] = float("-inf")
@@ -97,14 +128,20 @@ class TextEvaluator:
         """BM25 (bm25s, Lucene variant; code identifiers split) on the test task."""
         run = bm25_run(self.test.corpus, {q: self.test.queries[q] for q in self.test.qrels},
                        k=min(self.depth, len(self.test.corpus)))
-        return evaluate_run(self.test.qrels, run, metrics=self.metrics, remove_self_hits=self.config.remove_self_hits)
+        return evaluate_run(self.test.qrels, run, metrics=self.metrics, remove_self_hits=self.settings.remove_self_hits)
 
-    def baselines(self, method: Method) -> dict[str, dict[str, float]]:
+    def baselines(self, method: TextModel) -> dict[str, dict[str, float]]:  # type: ignore[override]
         """BM25 and the untrained encoder (zero-shot), on the same test queries."""
         out = {"zero_shot": self.score(method)}
-        if self.config.bm25:
+        if self.settings.bm25:
             out["bm25"] = self.bm25()
         return out
 
     def columns(self) -> list[str]:
         return list(self.metrics)
+
+    def describe(self) -> str:
+        return f"dense retrieval, trec_eval; test queries {len(self.test)}"
+
+    def evaluated_rows(self) -> dict[str, int | None]:
+        return {"train": None, "test": len(self.test)}
