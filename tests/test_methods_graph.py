@@ -72,6 +72,35 @@ def test_pot_term_raises_the_certified_compactness(karate) -> None:
     assert sum(bounds[-5:]) / 5 > sum(bounds[:5]) / 5
 
 
+def test_grace_official_pot_scores_each_sampled_view_with_the_official_budget(karate) -> None:
+    from contrastkit.functional.pot import pot_loss
+    from contrastkit.functional.pot_bounds import pot_node_compactness
+
+    method = _method("grace", pot_weight=0.3, pot_variant="official")
+    batch = _batch(karate)
+    data = batch.inputs
+    torch.manual_seed(3)
+    output = method(batch)
+    torch.manual_seed(3)  # the same two views again, in forward's order
+    view_a, view_b = method.view_a(data), method.view_b(data)
+    assert view_a.edge_index.shape[1] < data.edge_index.shape[1]  # the views did drop edges
+    h_a, h_b = method.encoder(view_a), method.encoder(view_b)
+    layers = method.encoder.gcn_layers()
+    expected = []
+    for view, other, rate in ((view_a, h_b, method.view_a.edge_drop), (view_b, h_a, method.view_b.edge_drop)):
+        score = pot_node_compactness(view.x, data.edge_index, layers, other, drop_rate=rate, method="pot",
+                                     rounding="pot", view_edge_index=view.edge_index)
+        assert score.shape == (data.num_nodes,)  # every node of the batch graph, as pot_batch=-1
+        expected.append(pot_loss(score))
+    assert output.logs["pot"] == pytest.approx(float((expected[0] + expected[1]) / 2), rel=1e-5)
+    sound = _method("grace", pot_weight=0.3)
+    torch.manual_seed(3)
+    assert sound(batch).logs["pot"] != pytest.approx(output.logs["pot"], rel=1e-3)
+    output.loss.backward()
+    with pytest.raises(ValueError, match="pot_variant 'sound' or 'official'"):
+        _method("grace", pot_weight=0.3, pot_variant="crown")
+
+
 def test_bgrl_moves_only_the_online_network_by_gradient(karate) -> None:
     method = _method("bgrl", preset="bgrl", predictor_hidden_dim=8)
     output = method(_batch(karate))

@@ -57,12 +57,8 @@ from contrastkit.functional.paired import (
     paired_contrastive_loss,
 )
 from contrastkit.functional.pcl_sr import pcl_sr_contrastive
-from contrastkit.functional.pot import (
-    gcn_bounds,
-    pot_loss,
-    pot_node_compactness,
-    pot_regularized_loss,
-)
+from contrastkit.functional.pot import pot_loss, pot_regularized_loss
+from contrastkit.functional.pot_bounds import gcn_bounds, pot_node_compactness
 from contrastkit.functional.ranking import multiple_negatives_ranking
 from contrastkit.functional.recommendation import (
     bpr_loss,

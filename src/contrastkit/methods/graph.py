@@ -72,7 +72,8 @@ class GRACE(NodeContrastMethod):
     With ``pot_weight = κ > 0`` the loss becomes POT's (Yu et al., 2023)
     ``(1 - κ) L_GRACE + κ (L_POT¹ + L_POT²) / 2``, where ``L_POT`` pushes up a certified lower
     bound on each seed node's compactness over every edge-drop augmentation within
-    ``pot_drop_rate`` (:mod:`contrastkit.functional.pot`; needs a ReLU GCN encoder).
+    ``pot_drop_rate`` (:mod:`contrastkit.functional.pot_bounds`; needs a ReLU GCN encoder).
+    ``pot_variant="official"`` uses the official code's score instead (not a bound).
 
     Args:
         encoder: graph encoder (GRACE: 2-layer GCN).
@@ -83,7 +84,13 @@ class GRACE(NodeContrastMethod):
         pot_drop_rate: the edge-drop budget the POT bound covers (each node may lose
             ``ceil(rate * degree)`` edges); ``None``: each view's own ``edge_drop`` rate.
         pot_nodes: at most this many seed nodes enter the POT term (POT's ``pot_batch``; the
-            linear bound costs memory per 2-hop path ending at them).
+            linear bound costs memory per 2-hop path ending at them). Sound variant only.
+        pot_variant: ``"sound"`` (default): the certificate over every augmentation within
+            the ``ceil`` budget, whole batch graph, the first ``pot_nodes`` seeds; the
+            default because it is a bound, which is what POT claims to train.
+            ``"official"``: the official code's score (``method="pot"``) at each view's
+            sampled edges with its ``min(round(·), d - 1)`` budget, over every node of the
+            batch graph (the official default ``pot_batch=-1`` scores every node).
     """
 
     def __init__(
@@ -96,6 +103,7 @@ class GRACE(NodeContrastMethod):
         pot_weight: float = 0.0,
         pot_drop_rate: float | None = None,
         pot_nodes: int = 256,
+        pot_variant: str = "sound",
     ) -> None:
         super().__init__(encoder, views)
         width = encoder.output_dim
@@ -110,7 +118,10 @@ class GRACE(NodeContrastMethod):
                 raise ValueError("GRACE: pot_weight > 0 needs a GCN encoder with gcn_layers() (encoder name 'gcn')")
             encoder.gcn_layers()  # raises a clear error for GAT/GIN/PReLU/batch-norm encoders
         self.temperature = temperature
+        if pot_variant not in ("sound", "official"):
+            raise ValueError(f"GRACE: expected pot_variant 'sound' or 'official', got {pot_variant!r}")
         self.pot_weight, self.pot_drop_rate, self.pot_nodes = pot_weight, pot_drop_rate, pot_nodes
+        self.pot_variant = pot_variant
 
     def forward(self, batch: Batch) -> Output:
         self.check_batch(batch)
@@ -136,19 +147,27 @@ class GRACE(NodeContrastMethod):
 
     def _pot_term(self, data: Any, view_a: Any, view_b: Any, h_a: torch.Tensor, h_b: torch.Tensor,
                   seeds: int) -> tuple[torch.Tensor, float]:
-        """POT's ``(L_POT¹ + L_POT²) / 2`` on the first ``pot_nodes`` seeds, and the mean bound.
+        """POT's ``(L_POT¹ + L_POT²) / 2``, and the mean score.
 
-        ``L_POT¹`` certifies view 1's features on *every* edge-drop augmentation of the batch
-        graph within view 1's budget against view 2's embeddings, and the reverse for ``L_POT²``.
+        Sound: ``L_POT¹`` certifies view 1's features on *every* edge-drop augmentation of the
+        batch graph within view 1's budget against view 2's embeddings (the first
+        ``pot_nodes`` seeds), and the reverse for ``L_POT²``. Official: view 1's score at
+        view 1's sampled edges (``view_edge_index``), the official budget, every node.
         """
-        from contrastkit.functional.pot import pot_loss, pot_node_compactness
+        from contrastkit.functional.pot import pot_loss
+        from contrastkit.functional.pot_bounds import pot_node_compactness
 
-        nodes = torch.arange(min(seeds, self.pot_nodes), device=h_a.device)
         layers = self.encoder.gcn_layers()
+        if self.pot_variant == "official":
+            options = {"method": "pot", "rounding": "pot"}
+            views = {"a": {"view_edge_index": view_a.edge_index}, "b": {"view_edge_index": view_b.edge_index}}
+        else:
+            options = {"nodes": torch.arange(min(seeds, self.pot_nodes), device=h_a.device)}
+            views = {"a": {}, "b": {}}
         bound_a = pot_node_compactness(view_a.x, data.edge_index, layers, h_b, drop_rate=self._drop_rate(self.view_a),
-                                       nodes=nodes)
+                                       **options, **views["a"])
         bound_b = pot_node_compactness(view_b.x, data.edge_index, layers, h_a, drop_rate=self._drop_rate(self.view_b),
-                                       nodes=nodes)
+                                       **options, **views["b"])
         pot = (pot_loss(bound_a) + pot_loss(bound_b)) / 2
         return pot, float(torch.cat([bound_a, bound_b]).mean().detach())
 
