@@ -133,6 +133,36 @@ def test_simgcl_parts(planted):
     torch.testing.assert_close(noisy.user_item_embeddings()[0], users)
 
 
+def test_simgcl_l2_term_is_a_batch_mean(planted):
+    """The L2 term is a batch mean like BPR (SELFRec's ``l2_reg_loss`` / B), not a sum over the batch."""
+    encoder = _encoder(planted, embedding_dim=8, init="xavier")
+    method = SimGCL(encoder, (), lambd=0.0, weight_decay=1e-2)
+    triplets = torch.tensor([[3, 7, 50], [9, 2, 11], [3, 1, 0], [4, 7, 5]])
+    single, repeated = method(Batch(inputs=triplets)), method(Batch(inputs=triplets.repeat(8, 1)))
+    users, items = encoder.propagate(layer_combination="mean", include_input=False)
+    u, p, n = triplets.T
+    reg = 1e-2 * 0.5 * (users[u].square().sum() + items[p].square().sum() + items[n].square().sum()) / 4
+    torch.testing.assert_close(torch.tensor(single.logs["reg"]), reg.detach())
+    # The same triplets 8 times over: the same mean, so the same loss (a sum would be 8x).
+    torch.testing.assert_close(torch.tensor(repeated.logs["reg"]), torch.tensor(single.logs["reg"]))
+    torch.testing.assert_close(repeated.loss, single.loss)
+
+
+@pytest.mark.parametrize(("weight_decay", "bound"), [(1e-4, 0.2), (1e-3, 0.6)])
+def test_simgcl_bpr_learns_at_batch_1024(planted, weight_decay, bound):
+    """Issue 15: with the L2 summed over the 3B rows (B times too heavy), BPR stayed near ln 2.
+
+    Measured with that old scaling here: BPR 0.32 (weight_decay 1e-4) and 0.692 (1e-3)
+    after 100 steps, seeds 0-2; with the batch mean: 0.10 in both.
+    """
+    method = SimGCL(_encoder(planted, embedding_dim=32, init="xavier"), (), lambd=0.02, weight_decay=weight_decay)
+    _train(method, planted.train, steps=100, lr=0.01, batch_size=1024)
+    torch.manual_seed(1)
+    bpr = [method(planted.train.__getitems__(torch.randint(len(planted.train), (1024,)).tolist())).logs["bpr"]
+           for _ in range(3)]  # fmt: skip
+    assert sum(bpr) / 3 < bound, bpr
+
+
 def test_lightgcl_full_rank_svd_view_is_the_graph_view():
     splits = _planted(num_users=12, num_items=9, clusters=2, seed=1)
     method = LightGCL(_encoder(splits, embedding_dim=4), (), q=9, svd_iterations=6)

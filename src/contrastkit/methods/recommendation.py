@@ -44,7 +44,7 @@ class RecommendationMethod(Method):
         views: unused; accepted so that ``build_method(name, encoder, views, **options)`` works.
     """
 
-    modalities = frozenset({"interactions"})
+    modality = "interactions"
     #: the layer combination used for the ranking embeddings (``None``: the encoder's setting).
     layer_combination: str | None = None
     include_input: bool | None = None
@@ -135,14 +135,20 @@ class SimGCL(RecommendationMethod):
 
     .. math::
 
-        L = L_{BPR} + \\lambda_{reg} \\tfrac{1}{2}\\left(\\lVert e_u \\rVert^2 + \\lVert e_p \\rVert^2
-            + \\lVert e_n \\rVert^2\\right)
+        L = L_{BPR} + \\lambda_{reg} \\frac{1}{2B}\\sum_{b=1}^{B}\\left(\\lVert e_{u_b} \\rVert^2
+            + \\lVert e_{p_b} \\rVert^2 + \\lVert e_{n_b} \\rVert^2\\right)
           + \\lambda \\left(\\mathrm{InfoNCE}(U'_B, U''_B) + \\mathrm{InfoNCE}(I'_B, I''_B)\\right)
 
     with ``U_B`` the batch's unique users, ``I_B`` its unique positive items, InfoNCE on
     cosine similarities at temperature 0.2 (one direction), and the L2 term on the batch's
-    propagated embeddings, summed (the original TensorFlow code's ``tf.nn.l2_loss``). A side
-    with fewer than two unique rows has no negatives and adds no InfoNCE term.
+    propagated embeddings. ``L_BPR`` is a batch mean, so the L2 term is one too (divided by
+    ``B``): the original TensorFlow code (QRec) sums both BPR and ``tf.nn.l2_loss`` over the
+    batch, and SELFRec's ``l2_reg_loss`` divides by the batch size; the same ratio of the two
+    terms here. (SELFRec takes the unsquared Frobenius norm of the user and positive rows;
+    at ``lambda_reg = 1e-4`` either form is a small fraction of BPR.) Summing the L2 over the
+    ``3B`` rows without dividing by ``B`` (this class before issue 15) made it ``B`` times
+    heavier relative to BPR and kept BPR at ``ln 2``. A side with fewer than two unique rows
+    has no negatives and adds no InfoNCE term.
 
     Args:
         encoder: a LightGCN encoder.
@@ -194,7 +200,9 @@ class SimGCL(RecommendationMethod):
         all_users, all_items = self._propagate(False)
         user_rows, positive_rows, negative_rows = all_users[users], all_items[positives], all_items[negatives]
         bpr = bpr_loss(user_rows, positive_rows, negative_rows)
+        # A batch mean, as BPR: the squared L2 of the B (user, positive, negative) rows / B.
         reg = self.weight_decay * 0.5 * sum(rows.square().sum() for rows in (user_rows, positive_rows, negative_rows))
+        reg = reg / users.shape[0]
         cl = self.contrastive_loss(users, positives) if self.lambd > 0 else bpr.new_zeros(())
         loss = bpr + reg + self.lambd * cl
         return Output(loss, {"loss": loss.item(), "bpr": bpr.item(), "cl": cl.item(), "reg": reg.item()})
