@@ -182,13 +182,11 @@ def list_registered(
     from contrastkit.nn.registry import encoder_names
     from contrastkit.recipes import recipe_names
 
-    modalities = list(MODALITIES.values())  # in registration order
-    typer.echo("methods:      " + "; ".join(
-        f"{modality.name}: {', '.join(methods_for(modality))}" for modality in modalities
-    ))  # fmt: skip
+    kinds = list(MODALITIES.values())  # the modalities, in registration order
+    typer.echo("methods:      " + "; ".join(f"{kind.name}: {', '.join(methods_for(kind))}" for kind in kinds))
     typer.echo("encoders:     " + ", ".join(encoder_names()))
     typer.echo("view presets: " + "; ".join(
-        f"{modality.name}: {', '.join(presets)}" for modality in modalities if (presets := modality.view_presets())
+        f"{kind.name}: {', '.join(presets)}" for kind in kinds if (presets := kind.view_presets())
     ))  # fmt: skip
     typer.echo("recipes:      " + ", ".join(recipe_names()))
     typer.echo("datasets:")
