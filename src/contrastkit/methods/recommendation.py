@@ -44,7 +44,7 @@ class RecommendationMethod(Method):
         views: unused; accepted so that ``build_method(name, encoder, views, **options)`` works.
     """
 
-    modality = "interactions"
+    modalities = frozenset({"interactions"})
     #: the layer combination used for the ranking embeddings (``None``: the encoder's setting).
     layer_combination: str | None = None
     include_input: bool | None = None
