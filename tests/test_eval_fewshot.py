@@ -10,6 +10,8 @@ import torch
 from scipy.optimize import nnls
 
 from contrastkit.eval.fewshot import (
+    default_blend,
+    default_passes,
     evaluate_episodes,
     opta,
     prototype_logits,
@@ -158,3 +160,66 @@ def test_evaluate_episodes_is_seeded_and_standardizes_rows():
         evaluate_episodes(features, labels, classifier="svm")
     with pytest.raises(ValueError, match="labels"):
         evaluate_episodes(features, labels[:-1])
+
+
+def _official_episode(support, query, shots, ot_passes=None, ratio_ot=0.7):
+    """BECLR's evaluate.py for one episode, slowly: prototypes = mean of the shots; ``ot_passes``
+    OpTA passes (5 at 1-shot, else 1), each the barycentric map of the loop Sinkhorn; at more than
+    one shot ``ratio_ot * transported + (1 - ratio_ot) * original``; nearest prototype."""
+    ways = support.shape[0]
+    before = torch.stack([sum(support[c, k] for k in range(shots)) / shots for c in range(ways)]).double()
+    queries = query.double()
+    ot_passes = (5 if shots == 1 else 1) if ot_passes is None else ot_passes
+    prototypes = before
+    for _ in range(ot_passes):
+        plan = _loop_sinkhorn(prototypes, queries, 0.05, 1000, 1e-4)
+        prototypes = torch.stack([sum(plan[i, j] * queries[j] for j in range(queries.shape[0])) / plan[i].sum()
+                                  for i in range(ways)])
+    if shots != 1:
+        prototypes = ratio_ot * prototypes + (1 - ratio_ot) * before
+    predictions = [min(range(ways), key=lambda c: float(((q - prototypes[c]) ** 2).sum())) for q in queries]
+    return prototypes, predictions
+
+
+def test_official_opta_defaults_are_one_pass_and_blend_at_five_shot():
+    assert (default_passes(1), default_blend(1)) == (5, 1.0)
+    assert (default_passes(5), default_blend(5)) == (1, 0.7)
+    assert (default_passes(5, "two-pass"), default_blend(5, "two-pass")) == (2, 1.0)
+    with pytest.raises(ValueError, match="opta_form"):
+        default_passes(5, "paper")
+
+
+@pytest.mark.parametrize("shots", [1, 5])
+def test_default_opta_equals_the_official_evaluation_loop(shots):
+    features, labels = _clusters(classes=6, per_class=12, dim=6, spread=0.8, seed=11)
+    features = standardize(features.double())
+    sampled = sample_episodes(labels, ways=5, shots=shots, queries=5, episodes=3,
+                              generator=torch.Generator().manual_seed(0))
+    correct = []
+    for e in range(3):
+        support = features[sampled.support[e]]
+        query = features[sampled.query[e]].flatten(0, 1)
+        expected, predictions = _official_episode(support, query, shots)
+        aligned = opta(support.mean(1), query, passes=default_passes(shots), blend=default_blend(shots))
+        assert torch.allclose(aligned, expected, atol=1e-6)
+        if shots == 5:
+            # A wrong pass count or a missing blend gives other prototypes.
+            assert not torch.allclose(opta(support.mean(1), query, passes=2), expected, atol=1e-3)
+            assert not torch.allclose(opta(support.mean(1), query, passes=1), expected, atol=1e-3)
+            assert not torch.allclose(opta(support.mean(1), query, passes=2, blend=0.7), expected, atol=1e-3)
+        truth = torch.arange(5).repeat_interleave(5)
+        correct.append((torch.tensor(predictions) == truth).double().mean())
+    # evaluate_episodes' default is the official form (same episodes from the same seed).
+    result = evaluate_episodes(features, labels, shots=shots, queries=5, episodes=3, classifier="opta", seed=0)
+    assert result["accuracy"] == pytest.approx(float(torch.stack(correct).mean()), abs=1e-6)
+
+
+def test_two_pass_form_is_the_earlier_variant():
+    features, labels = _clusters(spread=0.7, seed=12)
+    common = dict(shots=5, episodes=30, seed=1, classifier="opta")
+    two_pass = evaluate_episodes(features, labels, opta_form="two-pass", **common)
+    assert two_pass == evaluate_episodes(features, labels, passes=2, blend=1.0, **common)
+    assert evaluate_episodes(features, labels, **common) == evaluate_episodes(features, labels, passes=1, blend=0.7,
+                                                                              **common)
+    with pytest.raises(ValueError, match="blend"):
+        opta(torch.randn(5, 4), torch.randn(10, 4), passes=1, blend=1.5)

@@ -12,10 +12,14 @@ query distribution before classification: with per-sample standardised features,
 an entropic optimal-transport problem between the N prototypes and the N x Q queries
 (uniform marginals, cost ``||P_i - Q_j||^2 / max``, log-domain Sinkhorn, eps = 0.05, at most
 1000 iterations, tolerance 1e-4, as in the official code) and replaces each prototype by its
-barycentric projection ``P_hat = diag(pi 1)^-1 pi Q``, repeated ``passes`` times (paper:
-5 for 1-shot, 2 for 5-shot). The paper fits a logistic regression (C = 1) on the aligned
-prototypes; ``classifier="opta"`` uses the nearest aligned prototype instead and
-``"opta-logistic"`` the paper's logistic regression.
+barycentric projection ``P_hat = diag(pi 1)^-1 pi Q``, repeated ``passes`` times. The default
+``opta_form="official"`` is what BECLR's official ``evaluate.py`` does (stypoumic/BECLR, its
+``--one_shot_ot_passes 5 --five_shot_ot_passes 1 --ratio_OT 0.7`` defaults): 5 passes at
+1-shot; at more shots 1 pass, then the blend ``0.7 * P_hat + 0.3 * P`` with the original
+prototypes. ``opta_form="two-pass"`` keeps this module's earlier reading (2 passes, no blend,
+at more than one shot). The official evaluation fits a logistic regression (C = 1) on the
+aligned prototypes; ``classifier="opta"`` uses the nearest aligned prototype instead and
+``"opta-logistic"`` the official logistic regression.
 
 METHODS.md row #2 (BECLR: DyCE + OpTA), verdict FULL: OpTA is checked offline on episodes of
 Fashion-MNIST / digits classes unseen in pretraining.
@@ -34,6 +38,15 @@ from contrastkit.utils.checks import check_embeddings, check_labels
 
 #: Classifiers of :func:`evaluate_episodes`.
 CLASSIFIERS = ("prototype", "opta", "logistic", "opta-logistic")
+
+#: OpTA settings (:func:`default_passes`, :func:`default_blend`): ``"official"`` as BECLR's
+#: ``evaluate.py`` (5 passes at 1-shot; 1 pass and a 0.7 blend at more shots), ``"two-pass"``
+#: this module's earlier default (5 passes at 1-shot; 2 passes, no blend, at more shots).
+OPTA_FORMS = ("official", "two-pass")
+
+#: Weight of the transported prototypes in the official blend at more than one shot
+#: (``ratio_OT`` in BECLR's ``evaluate.py``); the original prototypes get the rest.
+OFFICIAL_BLEND = 0.7
 
 
 class Episodes(NamedTuple):
@@ -237,6 +250,7 @@ def opta(
     max_iter: int = 1000,
     tol: float = 1e-4,
     passes: int,
+    blend: float = 1.0,
 ) -> torch.Tensor:
     r"""Optimal-transport prototype alignment (BECLR's OpTA).
 
@@ -247,9 +261,12 @@ def opta(
 
         \hat P = \mathrm{diag}(\pi \mathbf 1)^{-1} \pi Q
 
-    so every aligned prototype is a convex combination of the queries. The paper repeats this
-    ``delta`` times: 5 passes for 1-shot, 2 for 5-shot (:func:`default_passes`). Pass the
-    features already standardised per sample (:func:`standardize`), as the paper does.
+    so every aligned prototype is a convex combination of the queries, repeated ``passes``
+    times (each pass from the previous pass's prototypes, the queries unchanged). The result
+    is ``blend * P_hat + (1 - blend) * P`` with the original prototypes ``P``: the official
+    evaluation blends with 0.7 at more than one shot and not at 1-shot (:func:`default_passes`,
+    :func:`default_blend`). Pass the features already standardised per sample
+    (:func:`standardize`), as the paper does.
 
     Args:
         prototypes: ``[N, D]`` class prototypes (mean of each class's shots), or ``[E, N, D]``.
@@ -258,6 +275,7 @@ def opta(
         max_iter: Sinkhorn iterations per pass (paper: 1000).
         tol: Sinkhorn stopping tolerance (paper: 1e-4).
         passes: number of transport passes ``delta >= 1``.
+        blend: weight of the transported prototypes, in ``[0, 1]`` (1: no blend).
 
     Returns:
         The aligned prototypes, same shape as ``prototypes``.
@@ -269,17 +287,37 @@ def opta(
     """
     if int(passes) < 1:
         raise ValueError(f"opta: expected passes >= 1, got {passes}")
+    if not 0.0 <= float(blend) <= 1.0:
+        raise ValueError(f"opta: expected blend in [0, 1], got {blend}")
     batched_prototypes, batched_queries, single = _as_batch(prototypes, queries)
     aligned = batched_prototypes
     for _ in range(int(passes)):
         plan = transport_plan(aligned, batched_queries, epsilon=epsilon, max_iter=max_iter, tol=tol)
         aligned = (plan @ batched_queries) / plan.sum(dim=2, keepdim=True)
+    if float(blend) != 1.0:
+        aligned = float(blend) * aligned + (1.0 - float(blend)) * batched_prototypes
     return aligned[0] if single else aligned
 
 
-def default_passes(shots: int) -> int:
-    """OpTA's number of passes ``delta`` for a ``shots``-shot task: 5 for 1-shot, else 2 (paper)."""
-    return 5 if int(shots) == 1 else 2
+def _check_form(form: str) -> None:
+    if form not in OPTA_FORMS:
+        raise ValueError(f"OpTA: expected opta_form in {OPTA_FORMS}, got {form!r}")
+
+
+def default_passes(shots: int, form: str = "official") -> int:
+    """OpTA's number of passes for a ``shots``-shot task: 5 at 1-shot; at more shots 1
+    (``"official"``, BECLR's ``evaluate.py``) or 2 (``"two-pass"``)."""
+    _check_form(form)
+    if int(shots) == 1:
+        return 5
+    return 1 if form == "official" else 2
+
+
+def default_blend(shots: int, form: str = "official") -> float:
+    """Weight of the transported prototypes: 0.7 at more than one shot in the ``"official"``
+    form (``ratio_OT``), else 1 (no blend; the official code never blends at 1-shot)."""
+    _check_form(form)
+    return OFFICIAL_BLEND if form == "official" and int(shots) != 1 else 1.0
 
 
 def prototype_logits(prototypes: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
@@ -328,6 +366,8 @@ def evaluate_episodes(
     max_iter: int = 1000,
     tol: float = 1e-4,
     passes: int | None = None,
+    blend: float | None = None,
+    opta_form: str = "official",
 ) -> dict[str, float]:
     """Mean accuracy of N-way K-shot episodes on frozen features, with a 95 % interval.
 
@@ -355,7 +395,10 @@ def evaluate_episodes(
         epsilon: OpTA's Sinkhorn regularisation (paper: 0.05).
         max_iter: OpTA's Sinkhorn iterations (paper: 1000).
         tol: OpTA's Sinkhorn tolerance (paper: 1e-4).
-        passes: OpTA passes; default :func:`default_passes` (5 for 1-shot, 2 otherwise).
+        passes: OpTA passes; default :func:`default_passes` of ``opta_form``.
+        blend: weight of the transported prototypes; default :func:`default_blend` of ``opta_form``.
+        opta_form: ``"official"`` (BECLR's evaluate.py: 5 passes at 1-shot; 1 pass and a 0.7
+            blend at more shots) or ``"two-pass"`` (2 passes, no blend, at more shots).
 
     Returns:
         ``{"accuracy": mean, "ci95": 1.96 * std / sqrt(episodes), "episodes": float(episodes)}``
@@ -366,6 +409,7 @@ def evaluate_episodes(
     """
     if classifier not in CLASSIFIERS:
         raise ValueError(f"evaluate_episodes: expected classifier in {CLASSIFIERS}, got {classifier!r}")
+    _check_form(opta_form)
     check_embeddings("features", features)
     labels = check_labels("few-shot labels", labels, features.shape[0]).to(features.device)
     generator = torch.Generator().manual_seed(int(seed))
@@ -382,7 +426,8 @@ def evaluate_episodes(
     if classifier.startswith("opta"):
         prototypes = opta(
             prototypes, query, epsilon=epsilon, max_iter=max_iter, tol=tol,
-            passes=default_passes(shots) if passes is None else passes,
+            passes=default_passes(shots, opta_form) if passes is None else passes,
+            blend=default_blend(shots, opta_form) if blend is None else blend,
         )  # fmt: skip
     if classifier in ("prototype", "opta"):
         predictions = prototype_logits(prototypes, query).argmax(dim=2)
