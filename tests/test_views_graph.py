@@ -1,4 +1,4 @@
-"""Tests for graph views: edge/feature/node augmentations, PPR diffusion, D-SLA edits, LightGCL's SVD."""
+"""Tests for graph views: edge/feature/node augmentations, PPR diffusion, D-SLA edits."""
 
 from __future__ import annotations
 
@@ -12,15 +12,12 @@ from torch_geometric.utils import is_undirected, to_undirected
 from contrastkit.views.graph import (
     GRAPH_VIEW_PRESETS,
     GraphAugment,
-    LowRank,
     PPRDiffusion,
     build_graph_views,
     drop_edges,
     drop_nodes,
     graph_view_preset_names,
-    low_rank_factors,
     mask_features,
-    normalized_bipartite_adjacency,
     perturb_edges,
     ppr_diffusion,
     random_walk_subgraph,
@@ -284,50 +281,6 @@ def test_perturb_edges_rejects_bad_input():
         perturb_edges(complete, 4, 0.5)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         perturb_edges(torch.tensor([[0], [3]]), 3, 0.5)
-
-
-# -- LightGCL's SVD view ---------------------------------------------------------------------
-
-
-def test_normalized_bipartite_adjacency_matches_a_loop():
-    pairs = torch.tensor([[0, 0, 1, 2, 2, 2, 0], [1, 3, 1, 0, 1, 3, 1]])  # (0, 1) twice
-    indices, values, shape = normalized_bipartite_adjacency(pairs, 4, 5)
-    assert shape == (4, 5)
-    unique = sorted(set(zip(pairs[0].tolist(), pairs[1].tolist())))
-    row_degree = {r: sum(1 for a, _ in unique if a == r) for r, _ in unique}
-    col_degree = {c: sum(1 for _, b in unique if b == c) for _, c in unique}
-    assert list(zip(indices[0].tolist(), indices[1].tolist())) == unique
-    expected = torch.tensor([1 / math.sqrt(row_degree[r] * col_degree[c]) for r, c in unique])
-    assert torch.allclose(values, expected)
-    with pytest.raises(ValueError, match="columns"):
-        normalized_bipartite_adjacency(pairs, 4, 3)
-
-
-def test_low_rank_factors_near_best_rank_q_error():
-    generator = torch.Generator().manual_seed(0)
-    users, items, rank = 90, 60, 5
-    signal = torch.rand(users, 3, generator=generator) @ torch.rand(3, items, generator=generator)
-    pairs = torch.nonzero(torch.rand(users, items, generator=generator) < 0.3 * signal).t()
-    indices, values, shape = normalized_bipartite_adjacency(pairs, users, items)
-    dense = torch.zeros(shape).index_put_((indices[0], indices[1]), values)
-    before = torch.get_rng_state()
-    factors = low_rank_factors(indices, values, shape, rank)
-    assert torch.equal(torch.get_rng_state(), before)  # seeded without touching the caller's RNG
-    assert isinstance(factors, LowRank)
-    u, s, v = factors
-    assert u.shape == (users, rank) and s.shape == (rank,) and v.shape == (items, rank)
-    exact = torch.linalg.svdvals(dense)
-    best_error = exact[rank:].square().sum().sqrt()
-    error = torch.linalg.matrix_norm(dense - (u * s) @ v.t())
-    assert error <= 1.05 * best_error  # Eckart-Young: nothing of rank q does better than best_error
-    assert torch.equal(low_rank_factors(indices, values, shape, rank).s, s)  # same seed, same factors
-    u, s, v = low_rank_factors(indices, values, shape, rank, oversample=10)
-    assert torch.linalg.matrix_norm(dense - (u * s) @ v.t()) <= 1.01 * best_error
-    assert torch.allclose(s, exact[:rank], rtol=0.02)
-    with pytest.raises(ValueError, match="rank"):
-        low_rank_factors(indices, values, shape, 61)
-    with pytest.raises(ValueError, match="inside the shape"):
-        low_rank_factors(indices, values, (10, 10), 2)
 
 
 # -- modules and presets -------------------------------------------------------------------

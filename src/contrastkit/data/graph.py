@@ -97,7 +97,7 @@ class GraphTask:
         train_idx, val_idx, test_idx: the fixed seeded node split of the classification probe
             (labelled nodes only).
         links: held-out edges and sampled non-edges for link prediction
-            (:class:`contrastkit.eval.graph.EdgeSplit`), or ``None``.
+            (:class:`contrastkit.data.graph_splits.EdgeSplit`), or ``None``.
         num_classes: label classes (0 when unlabelled).
     """
 
@@ -138,7 +138,7 @@ def node_graph_splits(
     from torch_geometric.data import Data
     from torch_geometric.utils import remove_self_loops, to_undirected
 
-    from contrastkit.eval.graph import node_split, split_edges
+    from contrastkit.data.graph_splits import node_split, split_edges
 
     source.validate()
     if source.x is None:

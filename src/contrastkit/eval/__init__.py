@@ -19,12 +19,7 @@ from contrastkit.eval.generation import (
     repetition,
 )
 from contrastkit.eval.geometry import alignment, alignment_uniformity, uniformity
-from contrastkit.eval.graph import (
-    link_prediction,
-    node_classification,
-    node_split,
-    split_edges,
-)
+from contrastkit.eval.graph import link_prediction, node_classification
 from contrastkit.eval.knn import knn_accuracy, knn_scores
 from contrastkit.eval.knn_detection import KNNDetector
 from contrastkit.eval.label_fractions import (
@@ -70,7 +65,6 @@ __all__ = [
     "link_prediction",
     "map_at_r",
     "node_classification",
-    "node_split",
     "plot_embedding_2d",
     "plot_loss_curve",
     "popularity_scores",
@@ -78,7 +72,6 @@ __all__ = [
     "ranking_metrics",
     "recall_ndcg_at_k",
     "repetition",
-    "split_edges",
     "sts_spearman",
     "svm_probe",
     "uniformity",

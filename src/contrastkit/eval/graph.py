@@ -6,7 +6,7 @@ the encoder is frozen, a logistic-regression classifier is fit on the embeddings
 random subset of labelled nodes and scored on the rest, reporting accuracy (GRACE's
 micro-F1, equal to accuracy for single-label data) and macro-F1. Here:
 
-- :func:`node_split` draws one seeded random 10% / 10% / 80% train / validation / test split of
+- :func:`~contrastkit.data.graph_splits.node_split` draws one seeded random 10% / 10% / 80% train / validation / test split of
   the labelled nodes, the split GCA states. GRACE's released ``eval.py`` instead takes 10% for
   training and 90% for testing and picks the L2 strength by 5-fold cross-validation on the
   training nodes; a fixed validation split is cheaper and deterministic.
@@ -19,7 +19,7 @@ micro-F1, equal to accuracy for single-label data) and macro-F1. Here:
 Link prediction follows the usual edge hold-out protocol (Kipf & Welling's GAE; PyG's
 ``RandomLinkSplit``) with OGB's metrics (Hu et al., "Open Graph Benchmark", NeurIPS 2020):
 
-- :func:`split_edges` holds out a seeded fraction of the edges as validation and test
+- :func:`~contrastkit.data.graph_splits.split_edges` holds out a seeded fraction of the edges as validation and test
   positives, removes them from the training graph, and draws as many negatives: random node
   pairs that are neither self loops nor edges of the full graph.
 - :func:`link_prediction` scores each pair by the cosine (or dot product) of its two
@@ -32,13 +32,12 @@ Metrics are fractions in ``[0, 1]``, like everywhere in ``eval/``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from contrastkit.data.graph_pairs import pair_keys, sample_non_edges
+from contrastkit.data.graph_splits import check_node_labels
 from contrastkit.eval.linear_probe import fit_logistic_regression
 from contrastkit.utils.checks import check_edge_index, check_embeddings
 
@@ -47,58 +46,7 @@ from contrastkit.utils.checks import check_edge_index, check_embeddings
 #: 270 nodes), where the best penalty varies by orders of magnitude between encoders.
 NODE_WEIGHT_DECAYS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
-#: Above this many possible node pairs, negatives are drawn by rejection sampling instead of
-
-
 # ----------------------------------------------------------------------------- node classification
-
-
-def node_split(
-    num_nodes: int,
-    labels: torch.Tensor,
-    *,
-    train_fraction: float = 0.1,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A seeded random train / validation / test split of the labelled nodes.
-
-    Nodes with a negative label are unlabelled and go to no split. Of the ``L`` labelled nodes,
-    ``round(train_fraction * L)`` go to training, ``round(val_fraction * L)`` to validation and
-    the rest to test, by one seeded random permutation (not stratified, as in GRACE and GCA).
-
-    Args:
-        num_nodes: the number of nodes ``N``.
-        labels: ``[N]`` integer labels; ``-1`` (any negative value) marks an unlabelled node.
-        train_fraction: the share of labelled nodes used for training.
-        val_fraction: the share used for choosing the L2 strength.
-        seed: the permutation's seed.
-
-    Returns:
-        ``(train_idx, val_idx, test_idx)``: sorted long tensors of node ids, on ``labels``' device.
-
-    Raises:
-        ValueError: on labels of the wrong shape or dtype, fractions outside ``[0, 1]`` or adding up
-            to 1 or more, or a split that would leave training or test empty.
-    """
-    labels = _check_node_labels(labels, int(num_nodes))
-    if not (0.0 < train_fraction < 1.0 and 0.0 <= val_fraction < 1.0 and train_fraction + val_fraction < 1.0):
-        raise ValueError(
-            "node_split: expected 0 < train_fraction, 0 <= val_fraction and train_fraction + val_fraction < 1, "
-            f"got {train_fraction} and {val_fraction}"
-        )
-    labelled = torch.nonzero(labels.cpu() >= 0).flatten()
-    total = labelled.numel()
-    num_train, num_val = round(train_fraction * total), round(val_fraction * total)
-    if num_train < 1 or total - num_train - num_val < 1:
-        raise ValueError(
-            f"node_split: {total} labelled nodes give {num_train} training and "
-            f"{total - num_train - num_val} test nodes; expected at least one of each"
-        )
-    generator = torch.Generator().manual_seed(int(seed))
-    shuffled = labelled[torch.randperm(total, generator=generator)]
-    parts = (shuffled[:num_train], shuffled[num_train : num_train + num_val], shuffled[num_train + num_val :])
-    return tuple(part.sort().values.to(labels.device) for part in parts)  # type: ignore[return-value]
 
 
 def node_classification(
@@ -147,7 +95,7 @@ def node_classification(
     """
     check_embeddings("embeddings", embeddings)
     num_nodes = embeddings.shape[0]
-    labels = _check_node_labels(labels, num_nodes).cpu()
+    labels = check_node_labels(labels, num_nodes).cpu()
     train_idx = _check_index("train_idx", train_idx, num_nodes, labels, min_size=1)
     val_idx = _check_index("val_idx", val_idx, num_nodes, labels, min_size=0)
     test_idx = _check_index("test_idx", test_idx, num_nodes, labels, min_size=1)
@@ -218,97 +166,6 @@ def macro_f1(predicted: torch.Tensor, target: torch.Tensor) -> float:
 
 
 # ----------------------------------------------------------------------------- link prediction
-
-
-@dataclass(frozen=True)
-class EdgeSplit:
-    """Edges held out for link prediction.
-
-    Attributes:
-        train_edge_index: ``[2, E_train]`` the input edges minus the held-out pairs (self loops and
-            duplicates of kept pairs stay as they were).
-        val_pos: ``[2, P_val]`` held-out validation edges (``u < v`` for undirected splits).
-        val_neg: ``[2, P_val]`` validation non-edges.
-        test_pos: ``[2, P_test]`` held-out test edges.
-        test_neg: ``[2, P_test]`` test non-edges.
-    """
-
-    train_edge_index: torch.Tensor
-    val_pos: torch.Tensor
-    val_neg: torch.Tensor
-    test_pos: torch.Tensor
-    test_neg: torch.Tensor
-
-
-def split_edges(
-    edge_index: torch.Tensor,
-    num_nodes: int,
-    *,
-    val_fraction: float = 0.05,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    undirected: bool = True,
-) -> EdgeSplit:
-    """Hold out a seeded fraction of the edges (and as many non-edges) for link prediction.
-
-    With ``undirected=True`` an edge is the unordered pair ``{u, v}``: ``(u, v)`` and ``(v, u)``
-    count once, are held out together and leave the training graph together, and a negative is
-    a pair with no edge in either direction. With ``undirected=False`` every ordered pair is its
-    own edge. Self loops are never held out (they stay in the training graph) and never negatives.
-    Of the ``P`` distinct pairs, ``round(test_fraction * P)`` become test positives and
-    ``round(val_fraction * P)`` validation positives. Negatives are distinct pairs drawn
-    uniformly among all non-edges of the full graph (held-out edges included in "edges"), and
-    disjoint between validation and test.
-
-    Args:
-        edge_index: ``[2, E]`` long edges (undirected graphs store both directions).
-        num_nodes: the number of nodes ``N``.
-        val_fraction: the share of pairs held out for validation.
-        test_fraction: the share of pairs held out for testing.
-        seed: the seed of the hold-out and of the negatives.
-        undirected: treat ``(u, v)`` and ``(v, u)`` as one pair.
-
-    Returns:
-        An :class:`EdgeSplit`, its tensors on ``edge_index``'s device.
-
-    Raises:
-        ValueError: on a malformed ``edge_index``, fractions that leave no training pair, or a
-            graph too dense to supply enough negatives.
-    """
-    edge_index = check_edge_index("split_edges", edge_index, int(num_nodes), dtype=None, min_nodes=1)
-    device, num_nodes = edge_index.device, int(num_nodes)
-    if not (0.0 <= val_fraction < 1.0 and 0.0 <= test_fraction < 1.0 and val_fraction + test_fraction < 1.0):
-        raise ValueError(
-            "split_edges: expected val_fraction, test_fraction >= 0 with a sum below 1, "
-            f"got {val_fraction} and {test_fraction}"
-        )
-    edges = edge_index.cpu()
-    keys = pair_keys(edges[0], edges[1], num_nodes, undirected)
-    pairs = torch.unique(keys[edges[0] != edges[1]])  # sorted, self loops excluded
-    total = pairs.numel()
-    num_test, num_val = round(test_fraction * total), round(val_fraction * total)
-    if total - num_test - num_val < 1:
-        raise ValueError(
-            f"split_edges: {total} distinct pairs leave no training pair after holding out {num_val + num_test}"
-        )
-    generator = torch.Generator().manual_seed(int(seed))
-    shuffled = pairs[torch.randperm(total, generator=generator)]
-    test_keys, val_keys = shuffled[:num_test], shuffled[num_test : num_test + num_val]
-    held_out = torch.cat([test_keys, val_keys])
-    keep = ~torch.isin(keys, held_out)
-    negatives = sample_non_edges(pairs, num_val + num_test, num_nodes, undirected=undirected, generator=generator,
-                                 owner="split_edges")
-
-    def unpack(key_values: torch.Tensor) -> torch.Tensor:
-        return torch.stack([key_values // num_nodes, key_values % num_nodes]).to(device)
-
-    return EdgeSplit(
-        train_edge_index=edge_index[:, keep.to(device)],
-        val_pos=unpack(val_keys),
-        val_neg=unpack(negatives[:num_val]),
-        test_pos=unpack(test_keys),
-        test_neg=unpack(negatives[num_val:]),
-    )
 
 
 def link_prediction(
@@ -404,17 +261,6 @@ def hits_at_k(pos_scores: torch.Tensor, neg_scores: torch.Tensor, k: int = 50) -
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_node_labels(labels: torch.Tensor, num_nodes: int) -> torch.Tensor:
-    if not isinstance(labels, torch.Tensor) or labels.shape != (num_nodes,):
-        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"labels: expected integer labels of shape [{num_nodes}] (-1 = unlabelled), got {shape}")
-    if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"labels: expected integer labels, got dtype {labels.dtype}")
-    if not bool((labels >= 0).any()):
-        raise ValueError("labels: expected at least one labelled node (label >= 0), got none")
-    return labels.long()
-
-
 def _check_index(
     name: str, index: torch.Tensor, num_nodes: int, labels: torch.Tensor, *, min_size: int
 ) -> torch.Tensor:
@@ -443,12 +289,9 @@ def _check_scores(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> tuple[t
 
 __all__ = [
     "NODE_WEIGHT_DECAYS",
-    "EdgeSplit",
     "hits_at_k",
     "link_prediction",
     "macro_f1",
     "node_classification",
-    "node_split",
     "roc_auc",
-    "split_edges",
 ]

@@ -265,8 +265,7 @@ class LightGCL(RecommendationMethod):
         self.q, self.lambda_1, self.lambda_2 = q, lambda_1, lambda_2
         self.temperature, self.edge_dropout = temperature, edge_dropout
         adjacency = encoder.normalized_adjacency()
-        # Imported here: views.graph needs torch-geometric, which importing the method registry must not.
-        from contrastkit.views.graph import low_rank_factors
+        from contrastkit.functional.low_rank import low_rank_factors
         factors = low_rank_factors(adjacency.indices(), adjacency.values(), tuple(adjacency.shape), rank=q,
                                    niter=svd_iterations, seed=svd_seed)  # fmt: skip
         # Non-persistent: recomputed identically (seeded) from the graph on construction.

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrastkit.utils.graph_index import normalized_bipartite_adjacency
+
 LAYER_COMBINATIONS = ("mean", "sum")
 INITIALISATIONS = ("normal", "xavier")
 
@@ -121,8 +123,6 @@ class LightGCN(nn.Module):
         self.item_embedding = nn.Parameter(torch.empty(num_items, embedding_dim))
         self.reset_parameters()
 
-        # Imported here: views.graph needs torch-geometric, which importing the method registry must not.
-        from contrastkit.views.graph import normalized_bipartite_adjacency
         indices, values, shape = normalized_bipartite_adjacency(train_pairs, num_users, num_items)
         adjacency = torch.sparse_coo_tensor(indices, values.float(), tuple(shape), check_invariants=True).coalesce()
         # Non-persistent: derived from the training pairs the constructor gets anyway, and

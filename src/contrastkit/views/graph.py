@@ -25,9 +25,6 @@ What is here, with the paper each follows:
   Khasahmadi, ICML 2020), by sparse power iteration with top-k sparsification.
 * :func:`perturb_edges` - D-SLA's edge perturbation (Kim et al., NeurIPS 2022): remove a
   fraction of edges, add as many non-edges, report the edits (the edit distance).
-* :func:`normalized_bipartite_adjacency` and :func:`low_rank_factors` - LightGCL's
-  SVD view (Cai et al., ICLR 2023): a rank-q randomized SVD of the normalised
-  user-item adjacency, never forming the dense matrix.
 * :class:`GraphAugment`, :class:`PPRDiffusion` - ``nn.Module`` views;
   :func:`build_graph_views` builds a named preset's pair (``grace``, ``bgrl``,
   ``graphcl``, ``ppr``, ``none``).
@@ -39,12 +36,10 @@ seed gives the same views on the same device.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import warnings
-from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
@@ -53,27 +48,24 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import is_undirected
 from torch_geometric.utils import subgraph as pyg_subgraph
 
-from contrastkit.data.graph_pairs import sample_non_edges
 from contrastkit.utils.checks import (
     check_edge_index,
     check_int as _check_int,
     fail as _fail,
     unknown_name_error,
 )
+from contrastkit.utils.graph_index import sample_non_edges
 
 __all__ = [
     "GRAPH_VIEW_PRESETS",
     "FEATURE_MASK_MODES",
     "GraphAugment",
-    "LowRank",
     "PPRDiffusion",
     "build_graph_views",
     "drop_edges",
     "drop_nodes",
     "graph_view_preset_names",
-    "low_rank_factors",
     "mask_features",
-    "normalized_bipartite_adjacency",
     "perturb_edges",
     "ppr_diffusion",
     "random_walk_subgraph",
@@ -199,173 +191,6 @@ def _rank_within_groups(groups: torch.Tensor, scores: torch.Tensor, num_groups: 
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel(), device=order.device) - starts[groups[order]]
     return rank
-
-
-# -- LightGCL's SVD view -----------------------------------------------------------------
-
-
-class LowRank(NamedTuple):
-    """A rank-q factorisation ``A ≈ u @ diag(s) @ v.T``: ``u [R, q]``, ``s [q]``, ``v [C, q]``."""
-
-    u: torch.Tensor
-    s: torch.Tensor
-    v: torch.Tensor
-
-
-@contextlib.contextmanager
-def _seeded_rng(device: torch.device, seed: int) -> Iterator[None]:
-    """Seed the RNG of ``device`` inside the block and restore its state afterwards."""
-    if device.type == "cpu":
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            yield
-    elif device.type == "cuda":
-        with torch.random.fork_rng(devices=[device]), torch.cuda.device(device):
-            torch.cuda.manual_seed(seed)
-            yield
-    else:  # other accelerators: fork every RNG torch knows of for that device type
-        with torch.random.fork_rng(device_type=device.type):
-            torch.manual_seed(seed)
-            yield
-
-
-def low_rank_factors(
-    indices: torch.Tensor,
-    values: torch.Tensor,
-    shape: tuple[int, int],
-    rank: int = 5,
-    *,
-    niter: int = 4,
-    seed: int | None = 0,
-    oversample: int = 0,
-) -> LowRank:
-    """Rank-``q`` randomized SVD of a sparse matrix: LightGCL's SVD view.
-
-    Cai et al., ICLR 2023, "LightGCL: Simple Yet Effective Graph Contrastive Learning
-    for Recommendation", Section 3.3 and HKUDS/LightGCL ``main.py``: the normalised
-    user-item adjacency ``Ã`` is approximated once as ``Ã ≈ U_q S_q V_qᵀ`` with
-    ``torch.svd_lowrank`` (Halko et al.'s randomized range finder), ``q = 5`` by default.
-    The SVD view then propagates ``(U_q S_q)(V_qᵀ E)`` so no dense ``R x C`` matrix is
-    ever formed, here neither: the sparse matrix only meets ``[C, q]`` / ``[R, q]`` blocks.
-
-    LightGCL calls ``torch.svd_lowrank`` with its default ``niter = 2``; the default here
-    is 4 subspace iterations, which costs two more sparse products and brings the factors
-    closer to the exact truncated SVD (the best rank-q approximation, Eckart-Young).
-    ``oversample`` extra columns in the random test matrix (Halko et al. suggest 5-10;
-    LightGCL uses none) sharpen the factors further when the spectrum decays slowly;
-    the result is still cut to ``rank``.
-
-    Args:
-        indices: ``[2, nnz]`` long (row, column) positions; duplicates are summed.
-        values: ``[nnz]`` float entries.
-        shape: ``(R, C)``, the matrix size.
-        rank: ``q``, the number of singular triplets (LightGCL: 5); at most ``min(R, C)``.
-        niter: subspace (power) iterations of the randomized SVD.
-        seed: seeds the random test matrix (the caller's RNG state is restored after);
-            ``None`` draws it from torch's global RNG for the matrix's device.
-        oversample: extra random columns, ``0 <= rank + oversample <= min(R, C)``.
-
-    Returns:
-        ``LowRank(u [R, q], s [q], v [C, q])`` with ``s`` descending; ``u`` and ``v`` have
-        orthonormal columns, on the device and dtype of ``values``.
-
-    Raises:
-        ValueError: wrong shapes or dtypes, indices out of range, non-finite values, or
-            ``rank`` outside ``[1, min(R, C)]``.
-
-    Example:
-        >>> indices, values, shape = normalized_bipartite_adjacency(pairs, 600, 400)
-        >>> u, s, v = low_rank_factors(indices, values, shape, rank=5)
-        >>> u_mul_s, v_mul_s = u * s, v * s  # LightGCL's propagation factors
-    """
-    owner = "low_rank_factors"
-    try:
-        rows, cols = (int(n) for n in shape)
-    except (TypeError, ValueError):
-        _fail(owner, "shape as a pair (R, C)", shape)
-    if rows < 1 or cols < 1:
-        _fail(owner, "a shape (R, C) with R, C >= 1", shape)
-    if not isinstance(indices, torch.Tensor) or indices.dim() != 2 or indices.shape[0] != 2:
-        got = tuple(indices.shape) if isinstance(indices, torch.Tensor) else type(indices).__name__
-        raise ValueError(f"{owner}: expected indices of shape [2, nnz], got {got}")
-    if indices.dtype != torch.long:
-        raise ValueError(f"{owner}: expected indices of dtype torch.long, got {indices.dtype}")
-    if not isinstance(values, torch.Tensor) or values.shape != (indices.shape[1],) or not values.is_floating_point():
-        got = f"{tuple(values.shape)} {values.dtype}" if isinstance(values, torch.Tensor) else type(values).__name__
-        raise ValueError(f"{owner}: expected float values of shape [nnz] = [{indices.shape[1]}], got {got}")
-    if not torch.isfinite(values).all():
-        raise ValueError(f"{owner}: expected finite values, got {int((~torch.isfinite(values)).sum())} NaN/inf")
-    if indices.numel() and (int(indices.min()) < 0 or int(indices[0].max()) >= rows or int(indices[1].max()) >= cols):
-        raise ValueError(f"{owner}: expected indices inside the shape {(rows, cols)}, got some outside")
-    rank = _check_int(owner, "rank", rank, 1)
-    if rank > min(rows, cols):
-        raise ValueError(f"{owner}: expected rank <= min(R, C) = {min(rows, cols)}, got {rank}")
-    niter = _check_int(owner, "niter", niter, 0)
-    oversample = _check_int(owner, "oversample", oversample, 0)
-    if rank + oversample > min(rows, cols):
-        raise ValueError(
-            f"{owner}: expected rank + oversample <= min(R, C) = {min(rows, cols)}, got {rank + oversample}"
-        )
-    if seed is not None:
-        seed = _check_int(owner, "seed", seed, 0)
-    # indices were checked above, so skip torch's own invariant check
-    matrix = torch.sparse_coo_tensor(indices.to(values.device), values, (rows, cols), check_invariants=False).coalesce()
-    if seed is None:
-        u, s, v = torch.svd_lowrank(matrix, q=rank + oversample, niter=niter)
-    else:
-        with _seeded_rng(values.device, seed):
-            u, s, v = torch.svd_lowrank(matrix, q=rank + oversample, niter=niter)
-    return LowRank(u[:, :rank], s[:rank], v[:, :rank])
-
-
-def normalized_bipartite_adjacency(
-    pairs: torch.Tensor, num_rows: int, num_cols: int, *, dtype: torch.dtype = torch.float32
-) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-    """LightGCL's normalised user-item adjacency ``Ã = D_u^{-1/2} A D_i^{-1/2}`` in COO form.
-
-    Cai et al., ICLR 2023 (HKUDS/LightGCL ``main.py``): the binary interaction matrix
-    ``A [R, C]`` (duplicate pairs count once) gets value ``1 / sqrt(deg_row * deg_col)``
-    on each interaction, with the degrees of its row (user) and column (item).
-
-    Args:
-        pairs: ``[2, T]`` long (row, column) interactions, e.g. (user, item).
-        num_rows: ``R`` (users).
-        num_cols: ``C`` (items).
-        dtype: floating dtype of the values.
-
-    Returns:
-        ``(indices [2, nnz], values [nnz], (R, C))``, coalesced (sorted by row, then
-        column; no duplicates), on the device of ``pairs``.
-
-    Raises:
-        ValueError: wrong shape or dtype, or ids outside ``[0, R)`` / ``[0, C)``.
-
-    Example:
-        >>> pairs = torch.tensor([[0, 0, 1], [0, 1, 1]])
-        >>> normalized_bipartite_adjacency(pairs, 2, 2)[1]  # 1/sqrt(2*1), 1/sqrt(2*2), 1/sqrt(1*2)
-        tensor([0.7071, 0.5000, 0.7071])
-    """
-    owner = "normalized_bipartite_adjacency"
-    num_rows = _check_int(owner, "num_rows", num_rows, 1)
-    num_cols = _check_int(owner, "num_cols", num_cols, 1)
-    if not isinstance(pairs, torch.Tensor) or pairs.dim() != 2 or pairs.shape[0] != 2:
-        got = tuple(pairs.shape) if isinstance(pairs, torch.Tensor) else type(pairs).__name__
-        raise ValueError(f"{owner}: expected pairs of shape [2, T] (row, column), got {got}")
-    if pairs.dtype != torch.long:
-        raise ValueError(f"{owner}: expected pairs of dtype torch.long, got {pairs.dtype}")
-    if not dtype.is_floating_point:
-        raise ValueError(f"{owner}: expected a floating dtype, got {dtype}")
-    if pairs.numel() and (int(pairs.min()) < 0 or int(pairs[0].max()) >= num_rows or int(pairs[1].max()) >= num_cols):
-        raise ValueError(
-            f"{owner}: expected rows in [0, {num_rows}) and columns in [0, {num_cols}), "
-            f"got rows up to {int(pairs[0].max())} and columns up to {int(pairs[1].max())}"
-        )
-    keys = torch.unique(pairs[0] * num_cols + pairs[1])  # sorted: coalesced order
-    rows, cols = keys // num_cols, keys % num_cols
-    row_degree = torch.bincount(rows, minlength=num_rows).to(dtype)
-    col_degree = torch.bincount(cols, minlength=num_cols).to(dtype)
-    values = (row_degree[rows] * col_degree[cols]).rsqrt()
-    return torch.stack([rows, cols]), values, (num_rows, num_cols)
 
 
 # -- edges and features --------------------------------------------------------------------

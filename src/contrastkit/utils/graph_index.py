@@ -1,15 +1,20 @@
-"""Node pairs as integer keys, and uniform sampling of non-edges.
+"""Graph index utilities in plain torch: node pairs as integer keys, non-edge sampling, adjacency.
 
-Link prediction needs non-edges as negatives (:func:`contrastkit.eval.graph.split_edges`)
-and D-SLA's perturbation adds random non-edges (:func:`contrastkit.views.graph.perturb_edges`);
-both draw them here. A pair ``(u, v)`` of an ``N``-node graph is the key ``u * N + v``
-(``u = min``, ``v = max`` when the graph is undirected), so set operations on edges are
-sorted-tensor operations.
+Used by data, views, eval and nn alike, so it lives on the ground floor (torch-geometric is
+optional and not imported here). Link prediction needs non-edges as negatives
+(:func:`contrastkit.data.graph_splits.split_edges`) and D-SLA's perturbation adds random
+non-edges (:func:`contrastkit.views.graph.perturb_edges`); both draw them here. A pair
+``(u, v)`` of an ``N``-node graph is the key ``u * N + v`` (``u = min``, ``v = max`` when the
+graph is undirected), so set operations on edges are sorted-tensor operations.
+:func:`normalized_bipartite_adjacency` builds the normalised user-item adjacency of
+LightGCN and LightGCL.
 """
 
 from __future__ import annotations
 
 import torch
+
+from contrastkit.utils.checks import check_int as _check_int
 
 #: Up to this many possible pairs, non-edges are listed in full and a random subset taken;
 #: beyond it, rejection sampling (the graph is then large and, in practice, sparse).
@@ -91,3 +96,53 @@ def sample_non_edges(
         keys = keys[~torch.isin(keys, edge_keys)]
         found = unique_in_order(torch.cat([found, keys]))
     return found[:count]
+
+
+def normalized_bipartite_adjacency(
+    pairs: torch.Tensor, num_rows: int, num_cols: int, *, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """LightGCL's normalised user-item adjacency ``Ã = D_u^{-1/2} A D_i^{-1/2}`` in COO form.
+
+    Cai et al., ICLR 2023 (HKUDS/LightGCL ``main.py``): the binary interaction matrix
+    ``A [R, C]`` (duplicate pairs count once) gets value ``1 / sqrt(deg_row * deg_col)``
+    on each interaction, with the degrees of its row (user) and column (item).
+
+    Args:
+        pairs: ``[2, T]`` long (row, column) interactions, e.g. (user, item).
+        num_rows: ``R`` (users).
+        num_cols: ``C`` (items).
+        dtype: floating dtype of the values.
+
+    Returns:
+        ``(indices [2, nnz], values [nnz], (R, C))``, coalesced (sorted by row, then
+        column; no duplicates), on the device of ``pairs``.
+
+    Raises:
+        ValueError: wrong shape or dtype, or ids outside ``[0, R)`` / ``[0, C)``.
+
+    Example:
+        >>> pairs = torch.tensor([[0, 0, 1], [0, 1, 1]])
+        >>> normalized_bipartite_adjacency(pairs, 2, 2)[1]  # 1/sqrt(2*1), 1/sqrt(2*2), 1/sqrt(1*2)
+        tensor([0.7071, 0.5000, 0.7071])
+    """
+    owner = "normalized_bipartite_adjacency"
+    num_rows = _check_int(owner, "num_rows", num_rows, 1)
+    num_cols = _check_int(owner, "num_cols", num_cols, 1)
+    if not isinstance(pairs, torch.Tensor) or pairs.dim() != 2 or pairs.shape[0] != 2:
+        got = tuple(pairs.shape) if isinstance(pairs, torch.Tensor) else type(pairs).__name__
+        raise ValueError(f"{owner}: expected pairs of shape [2, T] (row, column), got {got}")
+    if pairs.dtype != torch.long:
+        raise ValueError(f"{owner}: expected pairs of dtype torch.long, got {pairs.dtype}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"{owner}: expected a floating dtype, got {dtype}")
+    if pairs.numel() and (int(pairs.min()) < 0 or int(pairs[0].max()) >= num_rows or int(pairs[1].max()) >= num_cols):
+        raise ValueError(
+            f"{owner}: expected rows in [0, {num_rows}) and columns in [0, {num_cols}), "
+            f"got rows up to {int(pairs[0].max())} and columns up to {int(pairs[1].max())}"
+        )
+    keys = torch.unique(pairs[0] * num_cols + pairs[1])  # sorted: coalesced order
+    rows, cols = keys // num_cols, keys % num_cols
+    row_degree = torch.bincount(rows, minlength=num_rows).to(dtype)
+    col_degree = torch.bincount(cols, minlength=num_cols).to(dtype)
+    values = (row_degree[rows] * col_degree[cols]).rsqrt()
+    return torch.stack([rows, cols]), values, (num_rows, num_cols)
