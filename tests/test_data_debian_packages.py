@@ -16,14 +16,9 @@ import pytest
 import torch
 
 from contrastkit.data import debian_packages as dp
-from contrastkit.data.debian_packages import (
-    build_snapshot,
-    description_features,
-    find_index_files,
-    load_debian_packages,
-    read_index_bytes,
-    rebuild_from_apt,
-)
+from contrastkit.data import debian_packages_build as build
+from contrastkit.data.debian_packages import description_features, load_debian_packages
+from contrastkit.data.debian_packages_build import build_snapshot, find_index_files, read_index_bytes, rebuild_from_apt
 
 # File 1 (plain, with an InRelease): eight packages. File 2 (.gz, no release file): a newer
 # dpkg without a Tag field (debtags are inherited) and an older app (ignored).
@@ -207,7 +202,7 @@ def test_manifest_records_index_files(snapshot, tmp_path):
     raw = (tmp_path / "lists" / main["file"]).read_bytes()
     assert main["sha256"] == hashlib.sha256(raw).hexdigest()
     assert manifest["snapshot_sha256"] == hashlib.sha256((snapshot / dp.SNAPSHOT_NAME).read_bytes()).hexdigest()
-    assert manifest["builder_version"] == dp.BUILDER_VERSION
+    assert manifest["builder_version"] == build.BUILDER_VERSION
 
 
 def test_same_index_gives_identical_bytes(tmp_path):
@@ -306,8 +301,8 @@ def test_lz4_index_reads_like_plain(tmp_path):
 def test_lz4_without_any_tool_names_both(tmp_path, monkeypatch):
     path = tmp_path / "x_Packages.lz4"
     path.write_bytes(b"\x04\x22\x4d\x18")
-    monkeypatch.setattr(dp.shutil, "which", lambda name: None)
-    monkeypatch.setattr(dp, "APT_HELPER", str(tmp_path / "no-apt-helper"))
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    monkeypatch.setattr(build, "APT_HELPER", str(tmp_path / "no-apt-helper"))
     with pytest.raises(FileNotFoundError, match="`lz4` command.*apt-helper"):
         read_index_bytes(path)
 

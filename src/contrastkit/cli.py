@@ -157,7 +157,7 @@ def build_debian_packages(
 
     Use it with `--set data.data_dir=OUT` on the debian-packages and debian-tags datasets.
     """
-    from contrastkit.data.debian_packages import rebuild_from_apt
+    from contrastkit.data.debian_packages_build import rebuild_from_apt
 
     try:
         path = rebuild_from_apt(out, lists_dir)

@@ -214,7 +214,7 @@ PAPERS: tuple[Paper, ...] = (
        note="no issue yet"),
     _p(51, "contrastive-search", "Contrastive Search Is What You Need for Neural Text Generation",
        "decoding procedure + isotropy metric", "FULL", "implemented", 5,
-       ("eval.generation.contrastive_search", "eval.generation.isotropy")),
+       ("eval.decoding.contrastive_search", "eval.generation_metrics.isotropy")),
     _p(52, "defsent-plus", "DefSent+: Improving Sentence Embeddings by Projecting Definition Sentences into a "
        "Quasi-Isotropic or Isotropic Vector Space of Unlimited Dictionary Entries",
        "definition-to-entry projection objective", "PARTIAL", "not implemented", note="no issue yet"),

@@ -11,13 +11,8 @@ from contrastkit.eval.fewshot import (
     sample_episodes,
     transport_plan,
 )
-from contrastkit.eval.generation import (
-    contrastive_search,
-    diversity,
-    greedy_search,
-    isotropy,
-    repetition,
-)
+from contrastkit.eval.decoding import contrastive_search, greedy_search
+from contrastkit.eval.generation_metrics import diversity, isotropy, repetition
 from contrastkit.eval.geometry import alignment, alignment_uniformity, uniformity
 from contrastkit.eval.graph import link_prediction, node_classification
 from contrastkit.eval.knn import knn_accuracy, knn_scores

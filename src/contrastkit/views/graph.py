@@ -55,6 +55,7 @@ from contrastkit.utils.checks import (
     unknown_name_error,
 )
 from contrastkit.utils.graph_index import sample_non_edges
+from contrastkit.utils.registry import Registry
 
 __all__ = [
     "GRAPH_VIEW_PRESETS",
@@ -790,7 +791,7 @@ class PPRDiffusion(nn.Module):
 
 
 # Per preset: the GraphAugment options of view a and view b ("ppr": view b is PPRDiffusion).
-GRAPH_VIEW_PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+GRAPH_VIEW_PRESETS: Registry[tuple[dict[str, Any], dict[str, Any]]] = Registry("graph view preset", {
     # GRACE, Zhu et al. 2020, config.yaml (Cora): drop_edge_rate 0.2 / 0.4, drop_feature_rate 0.3 / 0.4.
     "grace": ({"edge_drop": 0.2, "feature_mask": 0.3}, {"edge_drop": 0.4, "feature_mask": 0.4}),
     # BGRL, Thakoor et al. 2022, config/amazon-computers.cfg: drop_edge_p 0.5 / 0.4, drop_feat_p 0.2 / 0.1.
@@ -803,7 +804,7 @@ GRAPH_VIEW_PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # MVGRL, Hassani & Khasahmadi 2020: the graph itself against its PPR diffusion (alpha 0.2).
     "ppr": ({}, {"alpha": 0.2, "top_k": 32, "iterations": 10}),
     "none": ({}, {}),
-}
+})
 
 _AUGMENT_OPTIONS = ("edge_drop", "feature_mask", "node_drop", "subgraph", "feature_mask_mode", "force_undirected",
                     "pick_one")  # fmt: skip
@@ -812,7 +813,7 @@ _PPR_OPTIONS = ("alpha", "top_k", "iterations", "add_self_loops")
 
 def graph_view_preset_names() -> list[str]:
     """The names :func:`build_graph_views` accepts."""
-    return sorted(GRAPH_VIEW_PRESETS)
+    return GRAPH_VIEW_PRESETS.names()
 
 
 def build_graph_views(preset: str, **overrides: Any) -> tuple[nn.Module, nn.Module]:
@@ -850,8 +851,7 @@ def build_graph_views(preset: str, **overrides: Any) -> tuple[nn.Module, nn.Modu
         >>> view_a, view_b = build_graph_views("grace", edge_drop_2=0.3)
         >>> a, b = view_a(data), view_b(data)
     """
-    if preset not in GRAPH_VIEW_PRESETS:
-        raise unknown_name_error("graph view preset", preset, GRAPH_VIEW_PRESETS)
+    GRAPH_VIEW_PRESETS[preset]  # an unknown preset: the registry's error
     overrides = dict(overrides)
     generator = _check_generator("build_graph_views", overrides.pop("generator", None))
     # "ppr": view b is the deterministic diffusion, so augmentation options reach view a only.
