@@ -207,7 +207,7 @@ def test_lightgcl_checkpoint_round_trip(planted):
 @pytest.mark.parametrize("cls", [LightGCNBPR, SimGCL, LightGCL])
 def test_method_contract(planted, cls):
     method = cls(_encoder(planted, embedding_dim=8), ())
-    assert cls.modality == "interactions"
+    assert cls.modalities == frozenset({"interactions"})
     parameters = list(inspect.signature(cls.__init__).parameters.values())[3:]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
     users, items = method.user_item_embeddings()

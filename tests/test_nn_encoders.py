@@ -114,7 +114,11 @@ def test_prediction_head_structure():
 def test_registry_builds_every_encoder():
     assert encoder_names() == sorted(ENCODERS) == [
         "gat", "gcn", "gin", "lightgcn", "mlp", "resnet18-small", "small-resnet", "transformer", "ts-dilated-conv",
+        "ts-dilated-conv-pooled",
     ]
+    # The pooled series encoder gives one vector per series ([B, C, T] -> [B, D]), for two-view methods.
+    pooled = build_encoder("ts-dilated-conv-pooled", in_channels=2)
+    assert pooled(torch.randn(3, 2, 40)).shape == (3, pooled.output_dim)
     x = torch.randn(2, 1, 28, 28)
     for name in ["small-resnet", "mlp"]:
         encoder = build_encoder(name, in_channels=1, image_size=28)
