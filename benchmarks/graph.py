@@ -65,7 +65,7 @@ REC_ROWS = ["lightgcn", "simgcl", "lightgcl"]
 ROWS = NODE_ROWS + REC_ROWS
 RECIPES = {"grace": "grace-debian", "grace-pot": "grace-debian", "grace-pot-official": "grace-debian",
            "bgrl": "bgrl-debian", "dsla": "dsla-debian",
-           "lightgcn": "lightgcl-tags", "simgcl": "lightgcl-tags", "lightgcl": "lightgcl-tags"}
+           "lightgcn": "lightgcl-tags", "simgcl": "simgcl-tags", "lightgcl": "lightgcl-tags"}
 LABELS = {
     "raw_features": "raw features + logistic regression", "random_init": "random-init GCN", "grace": "GRACE",
     "grace-pot": "GRACE + POT (sound certificate)", "grace-pot-official": "GRACE + POT (official score)",
