@@ -75,6 +75,17 @@ if "tabular" not in MODALITIES:
     register_modality(TabularModality())
 ENCODERS.register("tabular-mlp", lambda input_dim, **options: MLPEncoder(input_dim, **options))
 
+
+
+def teardown_module() -> None:
+    """Take back what this file registered, so that no other test sees the toy modality."""
+    from contrastkit.data.registry import _REGISTRY as DATASETS
+
+    ENCODERS.unregister("tabular-mlp")
+    MODALITIES.unregister("tabular")
+    DATASETS.unregister("toy-tabular")
+
+
 RECIPE = [
     "data=toy-tabular", "encoder=tabular-mlp", "encoder.hidden_dims=[64]", "encoder.output_dim=32",
     "views=noise-mask", "views.sigma=0.3", "method.projection_hidden_dim=64", "method.projection_dim=32",

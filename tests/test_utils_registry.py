@@ -65,3 +65,14 @@ def test_a_class_without_forwarding_ends_the_walk() -> None:
 
     assert keyword_options(Closed) == {"b": 2}
     assert keyword_options(Open) == {"b": 2, "a": 1}
+
+
+def test_unregister_takes_back_a_name():
+    registry = Registry("widget")
+    registry.register("a", 1)
+    assert registry.unregister("a") == 1
+    assert "a" not in registry and registry.names() == []
+    with pytest.raises(ValueError, match="unknown widget 'a'"):
+        registry.unregister("a")
+    registry.register("a", 2)  # the name is free again
+    assert registry["a"] == 2

@@ -82,6 +82,15 @@ class Registry(Mapping[str, T], Generic[T]):
         self._descriptions[name] = description if description is not None else _first_doc_line(value)
         return value
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return what it held (a plug-in or a test taking back what it added).
+
+        Raises the registry's unknown-name error when ``name`` is not registered.
+        """
+        value = self[name]
+        del self._entries[name], self._descriptions[name]
+        return value
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._entries[name]
