@@ -35,6 +35,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.stdlib_code",
     "contrastkit.data.text_files",
     "contrastkit.data.graph",
+    "contrastkit.data.emoji",
 )
 
 
