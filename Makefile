@@ -7,18 +7,18 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test test-all bench bench-scaling fashion-mnist clean
+.PHONY: run test test-all bench bench-scaling fashion-mnist emoji-font clean
 
 # torch is pinned to the CPU build cached on these machines: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,text,graph]'
+	$(PIP) install -q -e '.[dev,text,graph,multimodal]'
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
-	$(PIP) install -q -e '.[dev,text,graph,bench]'
+	$(PIP) install -q -e '.[dev,text,graph,multimodal,bench]'
 	touch $(BENCH_STAMP)
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist package; install it when apt is available.
@@ -33,13 +33,26 @@ fashion-mnist:
 		echo "  $(VENV)/bin/contrastkit train --set data.data_dir=PATH"; \
 	fi
 
+# The emoji data set renders Debian's Noto Color Emoji font (SIL OFL 1.1); its tests skip without it.
+EMOJI_FONT := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+emoji-font:
+	@if [ -e $(EMOJI_FONT) ]; then \
+		echo "Noto Color Emoji found"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q --no-install-recommends fonts-noto-color-emoji || \
+		{ $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends fonts-noto-color-emoji; }; \
+	else \
+		echo "apt-get not available: the emoji data set needs $(EMOJI_FONT) (or data.font_path)"; \
+	fi
+
 run: $(STAMP) fashion-mnist
 	$(VENV)/bin/contrastkit train
 
-test: $(STAMP)
+test: $(STAMP) emoji-font
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) fashion-mnist
+test-all: $(STAMP) fashion-mnist emoji-font
 	$(PY) -m pytest -q -m ""
 
 bench: $(BENCH_STAMP) fashion-mnist

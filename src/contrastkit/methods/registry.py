@@ -13,6 +13,7 @@ from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.base import Method
 from contrastkit.methods.beclr import BECLR
 from contrastkit.methods.byol import BYOL
+from contrastkit.methods.clip import CLIP, LiT, SigLIP
 from contrastkit.methods.cocosoda import CoCoSoDa
 from contrastkit.methods.contriever import Contriever
 from contrastkit.methods.directpred import DirectPred
@@ -64,6 +65,10 @@ METHODS: Registry[type[Method]] = Registry("method", {
     "lightgcn": LightGCNBPR,
     "simgcl": SimGCL,
     "lightgcl": LightGCL,
+    # Image–text contrast (issue 16; docs/multimodal.md).
+    "clip": CLIP,
+    "siglip": SigLIP,
+    "lit": LiT,
 })
 
 

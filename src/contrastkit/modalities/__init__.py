@@ -1,7 +1,7 @@
 """Modalities: one object per kind of data, the only place the top floor learns about one.
 
 :class:`~contrastkit.modalities.base.Modality` is the interface; the built-in modalities
-(image, series, text, graph, graphs, interactions) are registered here, and
+(image, series, text, graph, graphs, interactions, image-text) are registered here, and
 :func:`~contrastkit.modalities.base.register_modality` adds a user's own.
 """
 
@@ -17,12 +17,13 @@ from contrastkit.modalities.base import (
 )
 from contrastkit.modalities.graph import GraphSetModality, NodeGraphModality
 from contrastkit.modalities.image import ImageModality
+from contrastkit.modalities.image_text import ImageTextModality
 from contrastkit.modalities.interactions import InteractionsModality
 from contrastkit.modalities.series import SeriesModality
 from contrastkit.modalities.text import TextModality
 
 for _modality in (ImageModality(), SeriesModality(), TextModality(), NodeGraphModality(), GraphSetModality(),
-                  InteractionsModality()):
+                  InteractionsModality(), ImageTextModality()):
     register_modality(_modality)
 
 __all__ = ["MODALITIES", "Modality", "check_method", "methods_for", "modality_of", "register_modality"]

@@ -86,6 +86,17 @@ ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder", {
 })
 """Encoder factories by name. Every built encoder has an ``output_dim`` attribute."""
 
+import contrastkit.nn.efficientnet  # noqa: E402,F401  registers "efficientnet-lite0" (its packages load lazily)
+
+
+def _image_text_towers(**options: object) -> nn.Module:
+    from contrastkit.nn.towers import build_image_text_towers
+
+    return build_image_text_towers(**options)  # type: ignore[arg-type]
+
+
+ENCODERS.register("image-text-towers", _image_text_towers)
+
 
 def encoder_names() -> list[str]:
     """Names of the registered encoders, sorted."""

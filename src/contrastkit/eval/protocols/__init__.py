@@ -13,6 +13,7 @@ protocol                what it measures                                        
 ``node-graph``          node probe, link-prediction AUC and Hits@50                 graph
 ``graph-set``           kNN and linear probe of pooled graph embeddings              graphs
 ``ranking``             full ranking Recall@20 / NDCG@20                             interactions
+``image-text``          image <-> text R@1/5/10, zero-shot top-1 with templates     image-text
 ======================  ==========================================================  ===============
 """
 
@@ -23,6 +24,7 @@ import dataclasses
 from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode, settings_from
 from contrastkit.eval.protocols.classification import ClassificationProtocol, ClassificationSettings
 from contrastkit.eval.protocols.graph import GraphSetProtocol, GraphSetSettings, NodeGraphProtocol, NodeGraphSettings
+from contrastkit.eval.protocols.image_text import ImageTextProtocol, ImageTextSettings
 from contrastkit.eval.protocols.ranking import RankingProtocol, RankingSettings
 from contrastkit.eval.protocols.retrieval import RetrievalProtocol, RetrievalSettings
 from contrastkit.utils.registry import Registry
@@ -33,6 +35,7 @@ PROTOCOLS: Registry[type[EvaluationProtocol]] = Registry("evaluation protocol", 
     "node-graph": NodeGraphProtocol,
     "graph-set": GraphSetProtocol,
     "ranking": RankingProtocol,
+    "image-text": ImageTextProtocol,
 })
 
 
@@ -43,7 +46,7 @@ def protocol_setting_names() -> set[str]:
 
 __all__ = [
     "PROTOCOLS", "ClassificationProtocol", "ClassificationSettings", "EvaluationProtocol", "GraphSetProtocol",
-    "GraphSetSettings", "Model", "NodeGraphProtocol", "NodeGraphSettings",
+    "GraphSetSettings", "ImageTextProtocol", "ImageTextSettings", "Model", "NodeGraphProtocol", "NodeGraphSettings",
     "ProtocolSettings", "RankingProtocol", "RankingSettings", "RetrievalProtocol", "RetrievalSettings",
     "evaluation_mode", "protocol_setting_names", "settings_from",
 ]
