@@ -182,7 +182,7 @@ def test_resume_of_an_interrupted_run_reproduces_the_same_losses(run_copy, finis
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        (["train", "nope"], "unknown recipe 'nope'; expected one of: autotcl, bgrl-debian, cocosoda, code-search, contriever"),
+        (["train", "nope"], "unknown recipe 'nope'; expected one of: autotcl, bgrl-debian, clip-emoji, cocosoda, code-search"),
         (["train", "missing.yaml"], "recipe file missing.yaml does not exist"),
         (["train", *TINY, "--set", "method.name=nope"], "unknown method 'nope'; expected one of: autotcl, barlow-twins"),
         (["train", *TINY, "--set", "data.name=nope"], "unknown dataset 'nope'; expected one of: beir:PATH, debian-packages, debian-tags, digits"),

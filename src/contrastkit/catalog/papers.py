@@ -182,8 +182,11 @@ PAPERS: tuple[Paper, ...] = (
        "positive generator: prototype-directed slerp with closed-form hardness", "PARTIAL", "implemented", 6,
        ("negatives.halp.halp_positives",), note="skeleton datasets are not offline"),
     _p(41, "symile", "Contrasting with Symile: Simple Model-Agnostic Representation Learning for Unlimited "
-       "Modalities", "multilinear inner-product loss + zero-shot scorer", "FULL", "not implemented",
-       note="no issue yet"),
+       "Modalities", "multilinear inner-product loss + zero-shot scorer", "FULL", "partly implemented", 16,
+       ("functional.symile.symile_loss", "functional.symile.pairwise_clip_loss",
+        "functional.symile.symile_zero_shot_scores"), benchmark="multimodal",
+       note="the loss and the XOR check (benchmarks/symile_xor.py); the tri-modal emoji-speech task and a "
+            "Symile method are issue 16's next step"),
     _p(42, "contriever", "Unsupervised Dense Information Retrieval with Contrastive Learning",
        "independent cropping + MoCo queue + mean-pool encoder", "FULL", "implemented", 5,
        ("methods.contriever.Contriever",), benchmark="code_search"),
