@@ -29,6 +29,7 @@ from torch import nn
 from contrastkit.data.batch import Batch
 from contrastkit.functional.contrastive import clip_loss, siglip_loss
 from contrastkit.methods.base import Method, Output
+from contrastkit.negatives import gather
 from contrastkit.nn.towers import lock
 
 __all__ = ["CLIP", "LiT", "SigLIP"]
@@ -104,15 +105,27 @@ class CLIP(ImageTextMethod):
         return self.log_logit_scale.exp().clamp(max=self.max_logit_scale)
 
     def forward(self, batch: Batch) -> Output:
+        if self.multi_positive:
+            self.check_batch(batch)
+            scale = self.logit_scale
+            loss = self._multi_positive_loss(self.image_embeddings(batch), batch, scale)
+            return Output(loss=loss, logs={"logit_scale": float(scale.detach())})
+        return self.loss_from_embeddings(self.embeddings(batch), batch)
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """``(images, captions)`` embeddings of one block of rows (gradient caching splits a batch so)."""
         self.check_batch(batch)
-        images = self.image_embeddings(batch)
+        if self.multi_positive:
+            raise ValueError("train.grad_cache_micro_batch: multi-positive CLIP has a varying number of captions "
+                             "per row and does not split into row blocks; use plain CLIP or no gradient cache")
+        return self.image_embeddings(batch), self.text_embeddings(list(batch.inputs["caption"]))
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        """Symmetric InfoNCE over the whole batch; under torchrun over every process's rows (gathered
+        with gradient, as SimCLR does)."""
+        images, texts = (gather(part, "with_grad") for part in embeddings[:2])
         scale = self.logit_scale
-        if not self.multi_positive:
-            texts = self.text_embeddings(list(batch.inputs["caption"]))
-            loss = clip_loss(images, texts, scale)
-        else:
-            loss = self._multi_positive_loss(images, batch, scale)
-        return Output(loss=loss, logs={"logit_scale": float(scale.detach())})
+        return Output(loss=clip_loss(images, texts, scale), logs={"logit_scale": float(scale.detach())})
 
     def _multi_positive_loss(self, images: torch.Tensor, batch: Batch, scale: torch.Tensor) -> torch.Tensor:
         groups = batch.inputs.get("captions")
@@ -166,9 +179,17 @@ class SigLIP(ImageTextMethod):
         self.register_buffer("bias_pending", torch.tensor(isinstance(bias_init, str)))
 
     def forward(self, batch: Batch) -> Output:
+        return self.loss_from_embeddings(self.embeddings(batch), batch)
+
+    def embeddings(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """``(images, captions)`` embeddings of one block of rows."""
         self.check_batch(batch)
-        images = self.image_embeddings(batch)
-        texts = self.text_embeddings(list(batch.inputs["caption"]))
+        return self.image_embeddings(batch), self.text_embeddings(list(batch.inputs["caption"]))
+
+    def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
+        """The sigmoid loss over every (image, caption) pair of the global batch (gathered under torchrun;
+        the paper's ring exchange computes the same pairs with less memory)."""
+        images, texts = (gather(part, "with_grad") for part in embeddings[:2])
         if bool(self.bias_pending):
             with torch.no_grad():
                 self.logit_bias.fill_(math.log(1.0 / images.shape[0]))
