@@ -249,3 +249,40 @@ def test_random_shift_moves_images_by_at_most_pad_pixels() -> None:
         assert abs(y - 4) <= 2 and abs(x - 4) <= 2 and moved.shape == image.shape
     with pytest.raises(ValueError, match="unknown image-text preset"):
         build_image_text_views("flip")
+
+
+# --- a user's own folder of images with captions.jsonl ---
+
+
+def _folder(tmp_path, lines: list[str], images: int = 5):
+    from PIL import Image
+
+    for i in range(images):
+        Image.new("RGB", (12, 10), (40 * i, 0, 255 - 40 * i)).save(tmp_path / f"img{i}.png")
+    (tmp_path / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def test_image_captions_folder_reads_several_captions_per_image_and_splits_by_image(tmp_path) -> None:
+    from contrastkit.data import load_dataset
+
+    lines = [f'{{"image": "img{i}.png", "caption": "colour {i}"}}' for i in range(5)]
+    lines.append('{"image": "img0.png", "captions": ["zero", "first"]}')
+    splits = load_dataset("image-captions", data_dir=str(_folder(tmp_path, lines)), image_size=8, test_fraction=0.4)
+    assert splits.modality == "image-text" and splits.train.input_shape == (3, 8, 8)
+    assert len(splits.train) == 3 and len(splits.test) == 2
+    every = splits.train.captions + splits.test.captions
+    assert ["colour 0", "zero", "first"] in every  # lines of one image are merged
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", r"captions.jsonl:6: not JSON"),
+    ('{"image": "img0.png"}', r"captions.jsonl:6: expected"),
+    ('{"image": "missing.png", "caption": "x"}', r"missing.png is named in the captions file but does not exist"),
+])
+def test_a_bad_captions_line_is_one_error_naming_file_and_line(tmp_path, line, message) -> None:
+    from contrastkit.data import load_dataset
+
+    lines = [f'{{"image": "img{i}.png", "caption": "colour {i}"}}' for i in range(5)] + [line]
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        load_dataset("image-captions", data_dir=str(_folder(tmp_path, lines)), image_size=8)

@@ -36,6 +36,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.text_files",
     "contrastkit.data.graph",
     "contrastkit.data.emoji",
+    "contrastkit.data.caption_files",
 )
 
 
