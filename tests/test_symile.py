@@ -17,8 +17,6 @@ from contrastkit.functional.symile import (
     symile_zero_shot_scores,
 )
 
-torch.set_num_threads(1)
-
 
 def reps(modalities: int, rows: int, dim: int, *, seed: int = 0, normalize: bool = True) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)

@@ -210,6 +210,9 @@ def test_every_shipped_recipe_loads_and_names_registered_parts(name):
     assert config["data"]["name"] in dataset_names()
     assert config["encoder"]["name"] in encoder_names()
     presets = view_preset_names() + series_view_preset_names() + text_view_preset_names() + graph_view_preset_names()
+    from contrastkit.modalities import MODALITIES
+
+    presets += [preset for modality in MODALITIES.values() for preset in modality.view_presets()]
     assert config["views"]["preset"] in presets
     assert config["method"]["name"] in method_names()
     options = {key for key in config["method"] if key != "name"}
