@@ -127,6 +127,33 @@ def test_dsla_scores_perturbations_and_logs_its_parts(karate) -> None:
         _method("dsla", perturb_strength=0.0)
 
 
+def test_dsla_grades_its_perturbations_as_the_official_edit_learning(karate, monkeypatch) -> None:
+    import contrastkit.views.graph as graph_views
+
+    strengths = []
+    perturb = graph_views.perturb_edges
+
+    def recording(edge_index, num_nodes, strength, *args, **kwargs):
+        strengths.append(strength)
+        return perturb(edge_index, num_nodes, strength, *args, **kwargs)
+
+    monkeypatch.setattr(graph_views, "perturb_edges", recording)
+    _method("dsla", preset="none", num_perturbations=3, perturb_strength=0.1)(_batch(karate, 34))
+    assert strengths == pytest.approx([0.1, 0.2, 0.3])  # the i-th perturbation i times stronger
+    strengths.clear()
+    _method("dsla", preset="none", num_perturbations=3, perturb_strength=0.1, graded=False)(_batch(karate, 34))
+    assert strengths == pytest.approx([0.1, 0.1, 0.1])
+    with pytest.raises(ValueError, match="strongest perturbation"):
+        _method("dsla", num_perturbations=3, perturb_strength=0.4)
+
+
+def test_dsla_recipe_masks_the_original_like_its_perturbations() -> None:
+    from contrastkit.train.config import load_config
+
+    views = load_config("dsla-debian")["views"]
+    assert views.get("feature_mask_1", 0.0) == views.get("feature_mask_2", 0.0) > 0
+
+
 def test_graphcl_pools_graphs_and_embeds_one_row_per_graph() -> None:
     splits = load_dataset("synthetic-graphs", num_graphs=24)
     torch.manual_seed(0)

@@ -223,9 +223,12 @@ class BGRL(NodeContrastMethod):
 class DSLA(NodeContrastMethod):
     """D-SLA (Kim et al., 2022) adapted to nodes: a node's sampled ego-graph is its "graph".
 
-    Each step perturbs the batch subgraph ``num_perturbations`` times (remove a
-    ``perturb_strength`` fraction of the edges and add as many random non-edges, then
-    ``view_b``'s feature masking). For every seed node ``s`` the edit distance ``e_i(s)`` is
+    Each step perturbs the batch subgraph ``num_perturbations`` times, the i-th (i = 1..n)
+    removing an ``i × perturb_strength`` fraction of the edges and adding as many random
+    non-edges, as the official code with edit-distance learning (``curr_pert_num = pert_num * i``;
+    ``graded=False`` gives every perturbation the same strength), then ``view_b``'s feature
+    masking; the original gets ``view_a``, which should mask features alike (the official
+    pipelines mask every candidate, the original included, so that only edges tell them apart). For every seed node ``s`` the edit distance ``e_i(s)`` is
     the number of edited edges inside its receptive field
     (:func:`~contrastkit.functional.dsla.receptive_field_edit_counts`), and the objective is
     D-SLA's: tell the original ego-graph from its perturbations with a score head, keep
@@ -239,7 +242,8 @@ class DSLA(NodeContrastMethod):
             reads the edited node's degree).
         views: ``(view_a, view_b)``: applied to the original and to each perturbed graph.
         num_perturbations: ``n`` (D-SLA: 3).
-        perturb_strength: fraction of edges edited per perturbation (D-SLA: 0.2).
+        perturb_strength: fraction of edges the first perturbation edits (D-SLA: 0.2).
+        graded: the i-th perturbation edits ``i ×`` that fraction (official); ``False``: all the same.
         lambda1: weight of the edit-distance term (0.7).
         lambda2: weight of the margin term (0.5).
         margin: ``α`` (5 for molecules, 10 for proteins).
@@ -255,14 +259,23 @@ class DSLA(NodeContrastMethod):
         lambda1: float = 0.7,
         lambda2: float = 0.5,
         margin: float = 5.0,
+        graded: bool = True,
     ) -> None:
         super().__init__(encoder, views)
         if num_perturbations < 1:
             raise ValueError(f"DSLA: expected num_perturbations >= 1, got {num_perturbations}")
         if not 0.0 < perturb_strength < 1.0:
             raise ValueError(f"DSLA: expected perturb_strength in (0, 1), got {perturb_strength}")
+        strongest = perturb_strength * (num_perturbations if graded else 1)
+        if strongest >= 1.0:
+            raise ValueError(f"DSLA: the strongest perturbation would edit {strongest:g} of the edges "
+                             f"(num_perturbations × perturb_strength); expected < 1")
         width = encoder.output_dim
-        self.score_head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
+        # two hidden layers, as the official score_func (Linear-ReLU-Linear-ReLU-Linear)
+        self.score_head = nn.Sequential(
+            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1)
+        )
+        self.strengths = [perturb_strength * ((i + 1) if graded else 1) for i in range(num_perturbations)]
         self.num_perturbations, self.perturb_strength = num_perturbations, perturb_strength
         self.lambda1, self.lambda2, self.margin = lambda1, lambda2, margin
         self.num_layers = int(getattr(encoder, "num_layers", 2))
@@ -277,8 +290,8 @@ class DSLA(NodeContrastMethod):
         seeds, nodes = _seed_count(data), int(data.num_nodes)
         h0 = self.encoder(self.view_a(data))[:seeds]
         perturbed, edits = [], []
-        for _ in range(self.num_perturbations):
-            edge_index, edited = perturb_edges(data.edge_index, nodes, self.perturb_strength)
+        for strength in self.strengths:
+            edge_index, edited = perturb_edges(data.edge_index, nodes, strength)
             graph = data.clone()
             graph.edge_index = edge_index
             for key in ("e_id", "edge_weight", "edge_attr"):  # per-edge attributes no longer match
