@@ -140,6 +140,29 @@ def test_cocosoda_inter_only_is_the_inter_term_and_queues_fill(encoder_state):
     assert torch.isfinite(with_types(batch()).loss)
 
 
+def test_cocosoda_inter_term_has_the_official_four_blocks(encoder_state):
+    """Online->momentum and online->online in both directions, each with its own queue."""
+    from contrastkit.functional import info_nce
+
+    method = make("cocosoda", encoder_state, "cocosoda", queue_size=12, intra_weight=0.0).train()
+    method(batch())
+    method.on_step_end(0, 2)  # fills all four queues
+    assert len(method.online_query_queue) == len(method.online_code_queue) == 6
+    embeddings = method.embeddings(batch())
+    queries, code, query_keys, code_keys = embeddings
+    out = method.loss_from_embeddings(embeddings, batch())
+    t = method.temperature
+    expected = torch.stack([
+        info_nce(queries, code_keys, negatives=method.code_queue.negatives(), temperature=t),
+        info_nce(code, query_keys, negatives=method.query_queue.negatives(), temperature=t),
+        info_nce(queries, code, negatives=method.online_code_queue.negatives(), temperature=t),
+        info_nce(code, queries, negatives=method.online_query_queue.negatives(), temperature=t),
+    ]).mean()
+    torch.testing.assert_close(out.loss, expected)
+    two_terms = make("cocosoda", encoder_state, "cocosoda", intra_weight=0.0, online_terms=False).train()
+    assert not hasattr(two_terms, "online_query_queue")
+
+
 def test_text_methods_reject_bad_batches_and_encoders(encoder_state):
     method = make("mnrl", encoder_state)
     with pytest.raises(ValueError, match="text inputs"):

@@ -3,13 +3,20 @@
 METHODS #13. One shared encoder for natural-language queries and code (UniXcoder-style),
 a momentum (EMA) twin, and one key queue per modality. Keys are computed by the twin on
 *softly augmented* inputs: tokens masked at a per-sample random rate (the ``cocosoda``
-view preset), optionally code tokens replaced by their token type. Four InfoNCE terms:
+view preset), optionally code tokens replaced by their token type. InfoNCE terms, as the
+official ``Multi_Loss_CoCoSoDa`` (DeepSoftwareAnalytics/CoCoSoDa ``model.py``):
 
-* inter-modal: query -> code keys + code queue, code -> query keys + query queue;
-* intra-modal: query -> its augmented query key + query queue, code -> its augmented
-  code key + code queue.
+* inter-modal, online to momentum: query -> code keys + code-key queue, code -> query keys
+  + query-key queue;
+* inter-modal, online to online (``online_terms``): query -> the batch's online code
+  embeddings + a queue of them, and code -> online queries + their queue; gradient reaches
+  both sides, as in the official code (four queues in all);
+* intra-modal: query -> its augmented query key + query-key queue, code -> its augmented
+  code key + code-key queue (the official script leaves these off, ``--do_ineer_loss``).
 
-``intra_weight=0`` gives the inter-modal-only ablation of METHODS #13's check.
+The inter terms are averaged, and so are the intra terms; ``loss = inter + intra_weight ·
+intra``. ``intra_weight=0`` gives the inter-modal-only ablation of METHODS #13's check;
+``online_terms=False`` the two-term form of earlier versions.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class CoCoSoDa(TextMethod):
         base_momentum: EMA momentum of the key encoder (paper 0.999).
         final_momentum: momentum at the last step; ``None``: constant.
         intra_weight: weight of the two intra-modal terms (0: inter-modal only).
+        online_terms: also contrast online queries with online code and back (official).
         type_replacement: maximum fraction of code tokens replaced by their token type
             (identifier, keyword, operator, ...) before the code key view; 0 disables it.
     """
@@ -51,6 +59,7 @@ class CoCoSoDa(TextMethod):
         base_momentum: float = 0.999,
         final_momentum: float | None = None,
         intra_weight: float = 1.0,
+        online_terms: bool = True,
         type_replacement: float = 0.0,
     ) -> None:
         super().__init__(encoder, views)
@@ -66,12 +75,16 @@ class CoCoSoDa(TextMethod):
         )  # fmt: skip
         self.query_queue = Queue(queue_size, encoder.output_dim)
         self.code_queue = Queue(queue_size, encoder.output_dim)
+        self.online_terms = bool(online_terms)
+        if self.online_terms:  # the official nl_queue / code_queue: online embeddings, detached
+            self.online_query_queue = Queue(queue_size, encoder.output_dim)
+            self.online_code_queue = Queue(queue_size, encoder.output_dim)
         self.type_replacement = None
         if type_replacement > 0:
             from contrastkit.views.text import TokenTypeReplacement
 
             self.type_replacement = TokenTypeReplacement(0.0, type_replacement)
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._pending: tuple[torch.Tensor, ...] | None = None
 
     def forward(self, batch: Batch) -> Output:
         return self.loss_from_embeddings(self.embeddings(batch), batch)
@@ -97,14 +110,20 @@ class CoCoSoDa(TextMethod):
 
     def loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...], batch: Batch) -> Output:
         queries, code, query_keys, code_keys = embeddings
-        inter = (self._term(queries, code_keys, self.code_queue) + self._term(code, query_keys, self.query_queue)) / 2
+        inter_terms = [self._term(queries, code_keys, self.code_queue), self._term(code, query_keys, self.query_queue)]
+        if self.online_terms:
+            inter_terms += [self._term(queries, code, self.online_code_queue),
+                            self._term(code, queries, self.online_query_queue)]
+        inter = torch.stack(inter_terms).mean()
         logs = {"inter": inter.item()}
         loss = inter
         if self.intra_weight > 0:
             intra = (self._term(queries, query_keys, self.query_queue) + self._term(code, code_keys, self.code_queue)) / 2
             loss = inter + self.intra_weight * intra
             logs["intra"] = intra.item()
-        self._pending = (query_keys.detach(), code_keys.detach())
+        normalize = nn.functional.normalize
+        self._pending = (query_keys.detach(), code_keys.detach(),
+                         normalize(queries.detach(), dim=-1), normalize(code.detach(), dim=-1))
         logs.update(loss=loss.item(), queue_filled=float(len(self.code_queue)))
         return Output(loss, logs)
 
@@ -113,4 +132,7 @@ class CoCoSoDa(TextMethod):
         if self._pending is not None:
             self.query_queue.enqueue(self._pending[0])
             self.code_queue.enqueue(self._pending[1])
+            if self.online_terms:
+                self.online_query_queue.enqueue(self._pending[2])
+                self.online_code_queue.enqueue(self._pending[3])
             self._pending = None
