@@ -102,11 +102,18 @@ def test_concept_matrix_search_picks_matching_profile():
     class_concepts = torch.randn(6, 20, generator=generator)
     truth = torch.randint(0, 6, (40,), generator=generator)
     image_concepts = class_concepts[truth] + 0.3 * torch.randn(40, 20, generator=generator)
-    assert torch.equal(concept_matrix_search(image_concepts, class_concepts, normalize=True), truth)
+    assert torch.equal(concept_matrix_search(image_concepts, class_concepts), truth)
     # dot-product vs loop
     scores = [[float(image_concepts[i] @ class_concepts[c]) for c in range(6)] for i in range(40)]
     expected = torch.tensor([max(range(6), key=row.__getitem__) for row in scores])
-    assert torch.equal(concept_matrix_search(image_concepts, class_concepts), expected)
+    assert torch.equal(concept_matrix_search(image_concepts, class_concepts, normalize=False), expected)
+
+
+def test_concept_matrix_search_defaults_to_the_official_cosine_score():
+    # a class with a large profile wins the dot product but not the official cosine
+    image, classes = torch.tensor([[1.0, 0.1]]), torch.tensor([[10.0, 10.0], [1.0, 0.0]])
+    assert concept_matrix_search(image, classes).tolist() == [1]
+    assert concept_matrix_search(image, classes, normalize=False).tolist() == [0]
 
 
 def test_bad_inputs_raise():

@@ -3,7 +3,9 @@
 Li et al., "JOTR: 3D Joint Contrastive Learning with Transformers for Occluded Human Mesh
 Recovery", ICCV 2023 (official code: ``xljh0520/JOTR``, ``common/nets/infonce.py``). A
 ``[B, C, D, H, W]`` feature volume is read at joint coordinates by trilinear ``grid_sample``
-and shaped by two InfoNCE losses (cosine similarity, ``temperature = 0.1``):
+and shaped by two InfoNCE losses (cosine similarity, ``temperature = 0.1``; the defaults are
+the official functions' signature defaults, the official training call uses larger counts and
+τ 0.07, see the arguments):
 
 * **joint-to-joint** (:func:`joint_to_joint_loss`): ``A = 50`` anchors are predicted-joint
   features; each has ``P = 100`` positives (ground-truth features of the same joint type in
@@ -333,7 +335,9 @@ def joint_to_joint_loss(
         gt_coords: ``[B, J, 3]`` ground-truth joints ``(x, y, z)`` in ``[-1, 1]``.
         pred_coords: ``[B, J, 3]`` predicted joints.
         joint_mask: ``[B, J]`` ground-truth visibility.
-        num_anchors, num_positives, num_negatives: ``A=50``, ``P=100``, ``N=200`` (paper).
+        num_anchors, num_positives, num_negatives: ``A=50``, ``P=100``, ``N=200``: the official
+            function's signature defaults; JOTR's ``model.py`` calls it with ``A=100``, ``P=128``,
+            ``N=256`` (joint-to-joint), ``P=1024``, ``N=2048`` (joint-to-non-joint), τ 0.07.
         temperature: ``tau`` (default 0.1).
         samples: pre-drawn indices (:func:`sample_joint_to_joint`); drawn here if ``None``.
         generator: optional ``torch.Generator`` for the draw.
@@ -397,7 +401,9 @@ def joint_to_nonjoint_loss(
     Args:
         volume: ``[B, C, D, H, W]`` voxel features.
         pred_coords: ``[B, J, 3]`` predicted joints ``(x, y, z)`` in ``[-1, 1]``.
-        num_anchors, num_positives, num_negatives: ``A=50``, ``P=100``, ``N=200`` (paper).
+        num_anchors, num_positives, num_negatives: ``A=50``, ``P=100``, ``N=200``: the official
+            function's signature defaults; JOTR's ``model.py`` calls it with ``A=100``, ``P=128``,
+            ``N=256`` (joint-to-joint), ``P=1024``, ``N=2048`` (joint-to-non-joint), τ 0.07.
         temperature: ``tau`` (default 0.1).
         samples: pre-drawn indices (:func:`sample_joint_to_nonjoint`); drawn here if ``None``.
         generator: optional ``torch.Generator`` for the draw.

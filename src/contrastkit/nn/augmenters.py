@@ -8,14 +8,15 @@ pairs with a regulariser that keeps the learned views from collapsing onto their
 sources. The augmenters are *meta-learned*:
 
 1. update the encoder ``θ`` on the full loss with the augmenters ``φ`` fixed;
-2. update ``φ`` on the contrastive loss after a look-ahead step of the encoder,
-   ``θ'(φ) = θ - α ∇_θ L_inner(θ, φ)``, so that ``∇_φ L_outer(θ'(φ), φ)`` carries the
-   second-order term through ``θ'`` (:func:`meta_step`);
+2. update ``φ`` on the contrastive loss (plus the regulariser), recomputed with the encoder
+   ``θ'`` that step 1 produced, ``θ'`` held fixed;
 3. update the encoder again.
 
-The authors' public code (``recbole/trainer/trainer.py``) implements step 2 without the
-look-ahead: the augmenters take a plain gradient step on the contrastive loss with the
-encoder at ``θ``. :func:`meta_step` with ``inner_lr=0`` is exactly that first-order step.
+That is the paper's Algorithm 1 and the authors' code (``recbole/trainer/trainer.py``), both
+first order: :func:`meta_step` with ``inner_lr=0``, called after the encoder's step, is exactly
+their step 2. ``inner_lr > 0`` is an extension of ours, found in neither: a MAML-style look-ahead
+``θ'(φ) = θ - α ∇_θ L_inner(θ, φ)`` whose ``∇_φ L_outer(θ'(φ), φ)`` carries the second-order
+term through ``θ'`` (re-read against QinHsiu/MCLRec for issue 15).
 
 Status (METHODS.md #53): PARTIAL. These are the components; the SASRec encoder,
 the sequence augmentations and the next-item task of the paper are not here.

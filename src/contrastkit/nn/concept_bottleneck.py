@@ -238,14 +238,19 @@ def concept_matrix_search(
     image_concepts: torch.Tensor,
     class_concepts: torch.Tensor,
     *,
-    normalize: bool = False,
+    normalize: bool = True,
 ) -> torch.Tensor:
-    """Concept Matrix Search: ``argmax_y <v(x), u(y)>`` over the class concept profiles.
+    """Concept Matrix Search: ``argmax_y cos(v(x), u(y))`` over the class concept profiles.
+
+    The cosine is the official score (Andron00e/SparseCBM ``cms_scores.ipynb``,
+    ``similarity_score_accuracy``); its row-sum normalisation of both matrices changes no
+    cosine while the rows sum to a positive number, as CLIP similarities do, so it is left out.
 
     Args:
         image_concepts: ``[B, K]`` image-vs-concept similarities ``v(x)``.
         class_concepts: ``[C, K]`` class-text-vs-concept similarities ``u(y)``.
-        normalize: compare L2-normalised profiles (cosine) instead of the dot product.
+        normalize: compare L2-normalised profiles (cosine, the default and the official
+            score); ``False``: the plain dot product, which favours classes with large profiles.
 
     Returns:
         ``[B]`` predicted class indices.
