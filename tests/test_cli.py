@@ -108,7 +108,8 @@ def test_train_without_run_dir_writes_under_runs(tmp_path, monkeypatch):
     result = runner.invoke(app, ["train", *TINY, *NO_EXTRAS])
     assert result.exit_code == 0, (result.output, result.exception)
     last = Path(result.stdout.strip().splitlines()[-1])
-    assert last.parent == Path("runs") and last.name.startswith("simclr-fashion-mnist-")
+    # METHOD-DATA-TIME: what was trained on what, not the recipe's name (simclr-fashion-mnist)
+    assert last.parent == Path("runs") and last.name.startswith("simclr-digits-")
     assert (tmp_path / last / "metrics.json").is_file()
     assert not (tmp_path / last / "baselines.json").exists()
     assert not (tmp_path / last / "loss_curve.png").exists()
@@ -188,8 +189,8 @@ def test_resume_of_an_interrupted_run_reproduces_the_same_losses(run_copy, finis
         (["train", *TINY, "--set", "data.name=nope"], "unknown dataset 'nope'; expected one of: beir:PATH, debian-packages, debian-tags, digits"),
         (["train", "--set", "bogus.x=1"], "unknown section 'bogus'; expected one of"),
         (["train", "--set", "train.lr"], "--set expects key=value (e.g. train.lr=0.01), got 'train.lr'"),
-        (["train", "--set", "train.nope=1"], "train: unknown key(s) ['nope']; expected some of:"),
-        (["train", "--set", "eval.nope=1"], "eval: unknown key(s) ['nope']; expected some of:"),
+        (["train", "--set", "train.nope=1"], "train.nope: unknown key; expected some of:"),
+        (["train", "--set", "eval.nope=1"], "eval.nope: unknown key; expected some of:"),
         (["train", "--set", "data.data_dir=/nonexistent"], "apt-get install dataset-fashion-mnist"),
         (["train", "ts2vec", "--set", "data=digits"],
          "dataset 'digits' is 'image' data, but method 'ts2vec' trains on 'series' data"),
@@ -237,9 +238,41 @@ def test_resume_of_a_folder_that_is_not_a_run_dir(tmp_path):
     assert "is not a run directory" in line
 
 
-def test_resume_refuses_a_recipe_or_overrides(finished_run):
-    line = _error_line(runner.invoke(app, ["train", "--resume", str(finished_run[0]), "--set", "train.steps=9"]))
+def test_resume_refuses_a_recipe_or_a_change_of_what_it_trains(finished_run):
+    line = _error_line(runner.invoke(app, ["train", "simclr", "--resume", str(finished_run[0])]))
     assert "--resume continues a run with its saved config" in line
+    line = _error_line(runner.invoke(app, ["train", "--resume", str(finished_run[0]), "--set", "train.lr=0.5"]))
+    assert "--resume --set train.lr: only train.steps" in line
+    line = _error_line(runner.invoke(app, ["train", "--resume", str(finished_run[0]), "--set", "train.steps=abc"]))
+    assert "train.steps: expected an integer or null, got 'abc'" in line
+
+
+def test_resume_with_more_steps_extends_a_finished_run(run_copy):
+    result = runner.invoke(app, ["train", "--resume", str(run_copy), "--set", "train.steps=9"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert json.loads((run_copy / "checkpoints" / "latest.json").read_text())["step"] == 9
+    assert yaml.safe_load((run_copy / "config.yaml").read_text())["train"]["steps"] == 9
+    assert json.loads((run_copy / "metrics.json").read_text())["train"]["steps"] == 9
+
+
+def test_eval_of_a_run_with_other_eval_settings(run_copy):
+    result = runner.invoke(app, ["eval", str(run_copy), "--set", "eval.knn_k=5"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    assert metrics["eval_settings"]["knn_k"] == 5
+    assert "random_init" in metrics["baselines"]  # measured again with the same settings
+    assert yaml.safe_load((run_copy / "config.yaml").read_text())["eval"]["knn_k"] != 5  # the run's own stay
+    line = _error_line(runner.invoke(app, ["eval", str(run_copy), "--set", "train.steps=3"]))
+    assert "eval RUN_DIR --set train.steps: only eval.* can change" in line
+    line = _error_line(runner.invoke(app, ["eval", str(run_copy), "--set", "eval.knn_k=0"]))
+    assert "eval.knn_k: expected a value ≥ 1, got 0" in line
+
+
+def test_version_and_plain_switches():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("contrastkit ")
+    help_text = runner.invoke(app, ["list", "--help"]).stdout
+    assert "--papers" in help_text and "<bool>" not in help_text
 
 
 def test_rejected_train_leaves_no_run_dir_behind(tmp_path, monkeypatch):

@@ -13,35 +13,75 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Contrastive representation learning.")
+# Plain click help (no rich panels): rich's formatter labels every switch "<bool>", as if it took a value.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Contrastive representation learning.")
+
+#: What a command reports as one ``error:`` line (rc 2) instead of a traceback: bad input
+#: (ValueError, including the config schema's errors), a diverged run (FloatingPointError) and
+#: the environment (OSError: a missing file, a full disk, a read-only folder, no network).
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
 
 
-def _fail(error: Exception) -> None:
-    typer.echo(f"error: {error}", err=True)
+def _message(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror and not isinstance(error, FileNotFoundError):
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return " ".join(str(error).split()) or type(error).__name__  # one line, whatever the message held
+
+
+def _fail(error: BaseException) -> None:
+    typer.echo(f"error: {_message(error)}", err=True)
     raise typer.Exit(code=2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"contrastkit {version('contrastkit')}")
+        except PackageNotFoundError:
+            typer.echo("contrastkit (not installed as a package)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Show the version and exit."),
+) -> None:
+    """Contrastive representation learning."""
 
 
 @app.command()
 def train(
     recipe: Optional[str] = typer.Argument(None, help="Recipe name (see `contrastkit list`) or a YAML file."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Override a value: --set train.lr=0.01 (repeatable)."),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run (default runs/NAME-TIME)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a value: --set train.lr=0.01 (repeatable); "
+                                   "with --resume only train.steps, train.epochs and other schedule-free keys."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run "
+                                           "(default runs/METHOD-DATA-TIME)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory "
+                                          "(--set train.steps=N extends a finished one)."),
 ) -> None:
     """Train a recipe, evaluate it against baselines, and write a run directory."""
-    from contrastkit.train.config import load_config, load_run_config
+    from contrastkit.train.config import RESUMABLE_TRAIN_KEYS, load_config, load_run_config
     from contrastkit.train.run import run
+    from contrastkit.train.trainer import Preempted
 
     try:
         if resume is not None:
-            if recipe is not None or set_:
-                raise ValueError("--resume continues a run with its saved config; drop the recipe and --set")
-            config = load_run_config(resume)
+            if recipe is not None:
+                raise ValueError("--resume continues a run with its saved config; drop the recipe")
+            config = load_run_config(resume, set_, allowed=tuple(f"train.{key}" for key in RESUMABLE_TRAIN_KEYS))
             directory, _ = run(config, resume, resume=True)
         else:
             config = load_config(recipe, set_)
             directory, _ = run(config, run_dir)
-    except (ValueError, FileNotFoundError) as error:
+    except Preempted as stopped:
+        typer.echo(str(stopped), err=True)
+        raise typer.Exit(code=143) from None  # 128 + SIGTERM, as a shell reports a terminated job
+    except USER_ERRORS as error:
         _fail(error)
         return
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from rank 0 only
@@ -54,8 +94,8 @@ def evaluate(
                                              "omit it to evaluate a recipe's untrained encoder."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Without RUN_DIR: the recipe whose encoder and "
                                          "data to evaluate (default: code-search)."),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Without RUN_DIR: override a value, e.g. "
-                                   "--set data=beir:PATH (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a value, e.g. --set data=beir:PATH "
+                                   "(repeatable); with RUN_DIR only eval.* keys, e.g. --set eval.knn_k=20."),
     out: Optional[Path] = typer.Option(None, "--out", help="Without RUN_DIR: where to write metrics.json "
                                        "(default runs/eval-NAME-TIME)."),
 ) -> None:
@@ -69,14 +109,14 @@ def evaluate(
 
     try:
         if run_dir is not None:
-            if recipe is not None or set_ or out is not None:
-                raise ValueError("a run is re-evaluated with its saved config; drop --recipe, --set and --out")
-            evaluate_run(run_dir)
+            if recipe is not None or out is not None:
+                raise ValueError("a run is re-evaluated with its saved config; drop --recipe and --out")
+            evaluate_run(run_dir, set_)
             return
         config = load_config(recipe or "code-search", set_)
         directory = out or _new_run_dir(f"eval-{config['name']}")
         evaluate_untrained(config, directory)
-    except (ValueError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         _fail(error)
         return
     typer.echo(str(directory))
@@ -114,7 +154,7 @@ def embed(
         encoder, source = load_text_encoder(run_dir=run, model=model, options=options)
         source["corpus"] = corpus
         directory = embed_corpus(documents, out, encoder, source, batch_size=batch_size, overwrite=overwrite)
-    except (ValueError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         _fail(error)
         return
     typer.echo(str(directory))
@@ -133,7 +173,7 @@ def search(
 
     try:
         results = search_folder(directory, list(queries), k=k, kind=index)
-    except (ValueError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         _fail(error)
         return
     for query, hits in zip(queries, results):
@@ -143,7 +183,8 @@ def search(
             typer.echo(f"  {rank:>3}  {score:.4f}  {doc_id}" + (f"  {snippet}" if snippet else ""))
 
 
-data_app = typer.Typer(no_args_is_help=True, help="Build the datasets that are made from files on this machine.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="Build the datasets that are made from files on this machine.")
 app.add_typer(data_app, name="data")
 
 
@@ -161,7 +202,7 @@ def build_debian_packages(
 
     try:
         path = rebuild_from_apt(out, lists_dir)
-    except (ValueError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         _fail(error)
         return
     typer.echo(str(path))

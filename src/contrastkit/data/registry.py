@@ -159,6 +159,27 @@ def _check_options(name: str, loader: DatasetLoader, options: dict[str, Any], re
         )
 
 
+def dataset_parameters(name: str) -> tuple[dict[str, Any], bool]:
+    """The options dataset ``name`` takes (:class:`contrastkit.utils.schema.Parameter` each, with
+    ``data_dir``) and whether it takes any other; checked by the config schema before loading.
+
+    Raises:
+        ValueError: for an unknown name (with a "did you mean").
+    """
+    from contrastkit.utils.schema import Parameter, callable_parameters
+
+    _ensure_builtins()
+    if name in _REGISTRY:
+        loader, reserved = _REGISTRY[name], ("data_dir",)
+    else:
+        prefix, separator, path = name.partition(":")
+        if not separator or prefix not in _PREFIXES:
+            raise unknown_name_error("dataset", name, [*_REGISTRY, *(f"{key}:PATH" for key in _PREFIXES)])
+        loader, reserved = _PREFIXES[prefix], ("data_dir", "path")
+    parameters, takes_any = callable_parameters(loader, skip=reserved)
+    return {"data_dir": Parameter(annotation=str | None), **parameters}, takes_any
+
+
 def load_dataset(name: str, *, data_dir: str | Path | None = None, **kwargs: Any) -> DatasetSplits:
     """Load a registered dataset's train and test splits.
 

@@ -4,18 +4,25 @@ Layout inside a run directory::
 
     checkpoints/step-000500/model.safetensors   method weights + buffers, optimiser tensors, RNG states
     checkpoints/step-000500/state.json          step, optimiser/scheduler scalars, RNG states, config
+    checkpoints/step-000500/checksums.json      SHA-256 of the two files above
     checkpoints/latest.json                     {"path": "step-000500", "step": 500}
 
-A checkpoint folder is assembled under a temporary name and renamed into place,
-then ``latest.json`` is replaced atomically, so an interrupted run never leaves a
-half-written checkpoint behind: the previous one stays the latest.
+A checkpoint folder is assembled under a temporary name, every file and the folder
+fsynced, and renamed into place; then ``latest.json`` is replaced atomically, so an
+interrupted run never leaves a half-written checkpoint behind: the previous one stays
+the latest. Loading verifies the checksums; when the latest checkpoint is damaged
+(a flipped byte, a truncated file), :func:`resolve_checkpoint` falls back to the newest
+intact one and says so. Checkpoints of format 1 (written before checksums) load unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +32,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from contrastkit.utils.atomic import atomic_write_json, replace_directory
+from contrastkit.utils.atomic import (
+    atomic_write_json,
+    fsync_directory,
+    fsync_file,
+    replace_directory,
+)
 from contrastkit.utils.seed import capture_rng_state, restore_rng_state
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # 1: before checksums
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.json"
+CHECKSUMS_FILE = "checksums.json"
 LATEST_FILE = "latest.json"
 
 
@@ -122,11 +136,12 @@ def save_checkpoint(
             for rank, (rank_tensors, rank_json) in enumerate(rank_rng):
                 tensors.update({f"rng_rank{rank}.{key[len('rng.'):]}": value for key, value in rank_tensors.items()})
                 meta["rng_ranks"].append(rank_json)
-        save_file(tensors, str(tmp / MODEL_FILE))
-        with open(tmp / STATE_FILE, "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _save_tensors(tensors, tmp / MODEL_FILE, final / MODEL_FILE)
+        fsync_file(tmp / MODEL_FILE)
+        _write_synced(tmp / STATE_FILE, json.dumps(meta, indent=2))
+        checksums = {name: file_sha256(tmp / name) for name in (MODEL_FILE, STATE_FILE)}
+        _write_synced(tmp / CHECKSUMS_FILE, json.dumps({"sha256": checksums}, indent=2))
+        fsync_directory(tmp)
         replace_directory(tmp, final)  # re-running a step after a resume replaces the old folder
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -134,6 +149,34 @@ def save_checkpoint(
     atomic_write_json(root / LATEST_FILE, {"path": name, "step": step})
     _prune(root, keep_last)
     return final
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, shown: Path) -> None:
+    """``save_file``, with its I/O failures (a full disk, a read-only folder) raised as ``OSError``."""
+    try:
+        save_file(tensors, str(path))
+    except SafetensorError as error:
+        code = re.search(r"os error (\d+)", str(error))
+        if code is not None:
+            number = int(code.group(1))
+            raise OSError(number, os.strerror(number), str(shown)) from error
+        raise OSError(f"cannot write {shown}: {error}") from error
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _prune(root: Path, keep_last: int) -> None:
@@ -154,11 +197,82 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return Path(root) / name
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    model_file, state_file = path / MODEL_FILE, path / STATE_FILE
+def verify_checkpoint(path: str | Path) -> None:
+    """Check a checkpoint folder's files against its ``checksums.json``.
+
+    Raises:
+        FileNotFoundError: a required file is missing.
+        ValueError: a checksum does not match, or a format-2 checkpoint has no checksums.
+    """
+    path = Path(path)
+    model_file, state_file, sums_file = path / MODEL_FILE, path / STATE_FILE, path / CHECKSUMS_FILE
     for required in (model_file, state_file):
         if not required.exists():
             raise FileNotFoundError(f"checkpoint {path} is incomplete: expected {required.name}, which is missing")
+    if not sums_file.exists():
+        try:
+            version = json.loads(state_file.read_text(encoding="utf-8")).get("format_version")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+            raise ValueError(f"corrupt checkpoint {state_file}: not valid JSON ({error})") from error
+        if version == 1:
+            return  # written before checksums existed: nothing to verify against
+        raise ValueError(f"corrupt checkpoint {path}: expected {CHECKSUMS_FILE}, which is missing")
+    try:
+        expected = json.loads(sums_file.read_text(encoding="utf-8"))["sha256"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"corrupt checkpoint {sums_file}: expected JSON with a 'sha256' mapping") from error
+    for name in (MODEL_FILE, STATE_FILE):
+        actual = file_sha256(path / name)
+        if expected.get(name) != actual:
+            raise ValueError(
+                f"corrupt checkpoint {path / name}: SHA-256 {actual[:12]}… does not match the recorded "
+                f"{str(expected.get(name))[:12]}…"
+            )
+
+
+def resolve_checkpoint(root: str | Path, *, warn: bool = True) -> Path | None:
+    """The newest intact checkpoint under a run's ``checkpoints`` folder, ``None`` when there is none.
+
+    That is the one ``latest.json`` names when it verifies; otherwise the newest ``step-*``
+    folder that does, with a warning on stderr naming both. When none verifies, the latest's
+    error is raised.
+    """
+    root = Path(root)
+    try:
+        latest = latest_checkpoint(root)
+    except ValueError as error:  # a damaged pointer: look at the folders themselves
+        latest, pointer_error = None, error
+    else:
+        pointer_error = None
+    candidates = sorted((p for p in root.glob("step-*") if p.is_dir()), reverse=True) if root.is_dir() else []
+    if latest is None and pointer_error is None:
+        return None
+    first_error: Exception | None = pointer_error
+    if latest is not None:
+        try:
+            verify_checkpoint(latest)
+            return latest
+        except (ValueError, FileNotFoundError) as error:
+            first_error = error
+    for candidate in candidates:
+        if candidate == latest:
+            continue
+        try:
+            verify_checkpoint(candidate)
+        except (ValueError, FileNotFoundError):
+            continue
+        if warn:
+            damaged = latest.name if latest is not None else LATEST_FILE
+            print(f"warning: checkpoint {damaged} in {root} is damaged ({first_error}); "
+                  f"using the newest intact one, {candidate.name}", file=sys.stderr)
+        return candidate
+    assert first_error is not None
+    raise first_error
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    model_file, state_file = path / MODEL_FILE, path / STATE_FILE
+    verify_checkpoint(path)
     try:
         tensors = load_file(str(model_file))
     except (SafetensorError, OSError, ValueError) as error:
@@ -167,9 +281,9 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         meta = json.loads(state_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"corrupt checkpoint {state_file}: not valid JSON ({error})") from error
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_FORMATS:
         raise ValueError(
-            f"checkpoint {path}: expected format_version {FORMAT_VERSION}, got {meta.get('format_version')!r}"
+            f"checkpoint {path}: expected format_version in {list(READABLE_FORMATS)}, got {meta.get('format_version')!r}"
         )
     return tensors, meta
 
@@ -217,7 +331,7 @@ def load_checkpoint(
     """
     path = Path(path)
     if (path / LATEST_FILE).exists():
-        resolved = latest_checkpoint(path)
+        resolved = resolve_checkpoint(path)
         assert resolved is not None
         path = resolved
     if not path.exists():

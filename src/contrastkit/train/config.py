@@ -16,9 +16,22 @@ from typing import Any
 
 import yaml
 
-from contrastkit.eval.protocols import protocol_setting_names
+from contrastkit.data.registry import dataset_parameters
+from contrastkit.eval.protocols import PROTOCOLS
+from contrastkit.methods.registry import METHODS, method_options
+from contrastkit.nn.registry import ENCODERS
 from contrastkit.recipes import DEFAULT_RECIPE, recipe_path
-from contrastkit.train.trainer import TrainConfig
+from contrastkit.train.trainer import TrainConfig, check_device
+from contrastkit.utils.schema import (
+    ConfigError,
+    Parameter,
+    bounded,
+    callable_parameters,
+    check_section,
+    check_value,
+    dataclass_parameters,
+    did_you_mean,
+)
 
 SECTIONS = ("name", "seed", "data", "encoder", "views", "method", "train", "eval")
 #: Sections that ``--set SECTION=NAME`` replaces whole (their options start from scratch),
@@ -60,7 +73,7 @@ class EvalConfig:
 
     baselines: bool = True
     plots: bool = True
-    plot_method: str = "pca"
+    plot_method: str = bounded("pca", choices=PLOT_METHODS)
 
 
 #: The run-level ``eval:`` keys; the rest of the section belongs to the protocol.
@@ -103,7 +116,8 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
     for text in overrides:
         keys, value = parse_override(text)
         if keys[0] not in SECTIONS:
-            raise ValueError(f"--set {'.'.join(keys)}: unknown section {keys[0]!r}; expected one of {list(SECTIONS)}")
+            raise ConfigError(f"--set {'.'.join(keys)}: unknown section {keys[0]!r}{did_you_mean(keys[0], SECTIONS)}; "
+                              f"expected one of {list(SECTIONS)}")
         if len(keys) == 1 and keys[0] in NAMED_SECTIONS and isinstance(value, str):
             # --set data=NAME (encoder=, method=NAME, views=PRESET) picks another one: its options start from scratch.
             config[keys[0]] = {NAMED_SECTIONS[keys[0]]: value}
@@ -121,25 +135,92 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 
 def _check_keys(section: str, given: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise ValueError(f"{section}: unknown key(s) {unknown}; expected some of: {', '.join(sorted(allowed))}")
+    for key in given:
+        if key not in allowed:
+            raise ConfigError(f"{section}: unknown key {key!r}{did_you_mean(key, sorted(allowed))}; "
+                              f"expected some of: {', '.join(sorted(allowed))}")
+
+
+def _protocol_parameters() -> dict[str, list[Parameter]]:
+    """Every protocol's ``eval:`` keys, each with the declarations of the protocols that read it."""
+    declared: dict[str, list[Parameter]] = {}
+    for protocol in PROTOCOLS.values():
+        for key, parameter in dataclass_parameters(protocol.settings_type).items():
+            declared.setdefault(key, []).append(parameter)
+    return declared
+
+
+def _check_eval(section: dict[str, Any]) -> dict[str, Any]:
+    """The ``eval:`` section: the run-level keys, then each protocol key against a protocol that reads it.
+
+    Which protocol applies depends on the data, known only once it is loaded; here a value
+    must fit at least one protocol's declaration (the protocol checks it again when built).
+    """
+    run_level = dataclass_parameters(EvalConfig)
+    protocol_keys = _protocol_parameters()
+    checked = check_section("eval", {k: v for k, v in section.items() if k in run_level}, run_level)
+    for key, value in section.items():
+        if key in run_level:
+            continue
+        if key not in protocol_keys:
+            known = sorted({*run_level, *protocol_keys})
+            raise ConfigError(f"eval.{key}: unknown key{did_you_mean(key, known)}; expected some of: {', '.join(known)}")
+        errors = []
+        for parameter in protocol_keys[key]:
+            try:
+                checked[key] = check_value(f"eval.{key}", value, parameter)
+                break
+            except ConfigError as error:
+                errors.append(error)
+        else:
+            raise errors[0]
+    return checked
+
+
+def _check_named_section(section: str, options: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data``/``encoder``/``method``: the registered name, then its options against its signature."""
+    name = options[key]
+    rest = {k: v for k, v in options.items() if k != key}
+    if section == "data":
+        parameters, takes_any = dataset_parameters(name)
+    elif section == "method":
+        cls = METHODS[name]
+        declared, _ = callable_parameters(cls, skip=("encoder", "views"))
+        known = method_options(name)
+        parameters, takes_any = {k: declared.get(k, Parameter(default=v)) for k, v in known.items()}, False
+    else:  # encoder: factories forward **options to the module, so only what they name is typed
+        parameters, takes_any = callable_parameters(ENCODERS[name])
+    return {key: name, **check_section(section, rest, parameters, takes_any=takes_any)}
 
 
 def validate_config(config: dict[str, Any]) -> None:
-    """Raise ``ValueError`` for unknown sections or keys, and for missing names."""
+    """Check every section, key, type, range and choice; coerce values in place where that loses nothing.
+
+    Runs before anything is built or any folder is created, so that a bad recipe or ``--set``
+    fails in one line naming its key (:class:`~contrastkit.utils.schema.ConfigError`, a
+    ``ValueError``). Views and the protocol's own settings are checked once more when they are
+    built from the loaded data.
+    """
     _check_keys("recipe", config, set(SECTIONS))
-    for section, key in (("data", "name"), ("encoder", "name"), ("method", "name"), ("views", "preset")):
+    if not isinstance(config.get("name", ""), str):
+        raise ConfigError(f"name: expected a string, got {config.get('name')!r}")
+    seed = config.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed: expected an integer, got {seed!r}")
+    for section, key in NAMED_SECTIONS.items():
         value = config.get(section)
         if not isinstance(value, dict) or not value.get(key):
-            raise ValueError(f"recipe: expected section {section!r} with a {key!r}, got {value!r}")
-    _check_keys("train", config.get("train") or {}, {f.name for f in fields(TrainConfig)})
-    _check_keys("eval", config.get("eval") or {}, {f.name for f in fields(EvalConfig)} | protocol_setting_names())
-    plot_method = (config.get("eval") or {}).get("plot_method", "pca")
-    if plot_method not in PLOT_METHODS:
-        raise ValueError(f"eval.plot_method: expected one of {list(PLOT_METHODS)}, got {plot_method!r}")
-    if not isinstance(config.get("seed", 0), int):
-        raise ValueError(f"seed: expected an integer, got {config.get('seed')!r}")
+            raise ConfigError(f"{section}: expected a mapping with a {key!r}, got {value!r}")
+        if not isinstance(value[key], str):
+            raise ConfigError(f"{section}.{key}: expected a string, got {value[key]!r}")
+    for section in ("train", "eval"):
+        if config.get(section) is not None and not isinstance(config[section], dict):
+            raise ConfigError(f"{section}: expected a mapping of keys, got {config[section]!r}")
+    config["train"] = check_section("train", config.get("train") or {}, dataclass_parameters(TrainConfig))
+    check_device(config["train"].get("device", "auto"))
+    config["eval"] = _check_eval(config.get("eval") or {})
+    for section in ("data", "encoder", "method"):
+        config[section] = _check_named_section(section, config[section], NAMED_SECTIONS[section])
 
 
 def train_config(config: dict[str, Any]) -> TrainConfig:
@@ -168,8 +249,21 @@ def resolved(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """Read ``RUN_DIR/config.yaml`` written by a run."""
+#: ``train`` keys ``--resume --set`` may change: how long and how the run continues, never what it trains.
+RESUMABLE_TRAIN_KEYS = ("steps", "epochs", "checkpoint_every", "eval_every", "log_every", "keep_last", "device",
+                        "progress", "tensorboard")
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None, *,
+                    allowed: tuple[str, ...] = ("eval",), command: str = "--resume") -> dict[str, Any]:
+    """Read ``RUN_DIR/config.yaml`` written by a run, with ``overrides`` of the sections in ``allowed``.
+
+    ``allowed`` names whole sections (``"eval"``) or ``train`` keys (``"train.steps"``).
+
+    Raises:
+        FileNotFoundError: ``run_dir`` holds no ``config.yaml``.
+        ValueError: the file is not valid, or an override touches a key not in ``allowed``.
+    """
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory: expected {path}")
@@ -177,5 +271,14 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
         config = read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ValueError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(config).__name__}")
+    for text in overrides or []:
+        keys, _ = parse_override(text)
+        dotted = ".".join(keys)
+        if not any(dotted == key or dotted.startswith(key + ".") for key in allowed) or dotted in ("eval", "train"):
+            raise ConfigError(f"{command} --set {dotted}: only {', '.join(k + '.*' if '.' not in k else k for k in allowed)} "
+                              "can change for a saved run")
+    config = apply_overrides(config, overrides or [])
     validate_config(config)
     return config

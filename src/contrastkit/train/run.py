@@ -23,6 +23,8 @@ import datetime as _dt
 import json
 import math
 import platform
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,12 +39,12 @@ from contrastkit.eval.protocols import EvaluationProtocol
 from contrastkit.methods import Method, build_method
 from contrastkit.modalities import check_method, modality_of
 from contrastkit.nn.registry import build_encoder
-from contrastkit.utils.atomic import atomic_write_json, atomic_write_text
-from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint
+from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint, resolve_checkpoint
 from contrastkit.train.config import eval_config, load_run_config, protocol_settings, resolved, train_config
 from contrastkit.train.distributed import DistributedContext, device_for, setup_distributed
-from contrastkit.utils.seed import seed_everything
 from contrastkit.train.trainer import Trainer, resolve_device
+from contrastkit.utils.atomic import atomic_write_json, atomic_write_text, remove_stale_temporaries
+from contrastkit.utils.seed import seed_everything
 
 BASELINES_FILE = "baselines.json"
 METRICS_FILE = "metrics.json"
@@ -66,7 +68,11 @@ def build_method_from_config(config: dict[str, Any], splits: DatasetSplits) -> M
     modality = check_method(name, splits)
     seed_everything(int(config.get("seed", 0)))
     encoder_options = dict(config["encoder"])
-    encoder = build_encoder(encoder_options.pop("name"), **modality.encoder_arguments(splits), **encoder_options)
+    encoder_name = encoder_options.pop("name")
+    try:
+        encoder = build_encoder(encoder_name, **modality.encoder_arguments(splits), **encoder_options)
+    except TypeError as error:  # an option the encoder's class does not take (its factory forwards **options)
+        raise ValueError(f"encoder {encoder_name!r}: {error}") from error
     views = modality.build_views(dict(config["views"]), splits, encoder)
     return build_method(name, encoder, views, **method_options)
 
@@ -79,6 +85,19 @@ def build_protocol(config: dict[str, Any], splits: DatasetSplits, device: torch.
 def _with_protocol_settings(config: dict[str, Any], protocol: EvaluationProtocol) -> dict[str, Any]:
     """``config`` with every setting of ``protocol`` filled in under ``eval`` (as saved in config.yaml)."""
     return {**config, "eval": {**config["eval"], **dataclasses.asdict(protocol.settings)}}
+
+
+def run_name(config: dict[str, Any]) -> str:
+    """``METHOD-DATA`` for a run folder: what was trained on what (``simclr-digits``, ``ts2vec-ucr-GunPoint``).
+
+    A path in the data name (``beir:/data/scifact``) contributes its last part only.
+    """
+    data = str(config["data"]["name"])
+    prefix, separator, path = data.partition(":")
+    if separator:
+        data = f"{prefix}-{Path(path.rstrip('/')).name or 'data'}"
+    text = f"{config['method']['name']}-{data}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
 
 
 def _new_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -123,7 +142,7 @@ def run(
         if context.enabled and run_dir is None and not resume:
             import torch.distributed as dist
 
-            chosen = [str(_new_run_dir(str(config.get("name", "run")))) if context.is_main else None]
+            chosen = [str(_new_run_dir(run_name(config))) if context.is_main else None]
             dist.broadcast_object_list(chosen, src=0)  # every rank must write into rank 0's folder
             run_dir = chosen[0]
         return _run(config, run_dir, resume=resume, verbose=verbose and context.is_main, context=context)
@@ -140,7 +159,6 @@ def _run(
     context: DistributedContext,
 ) -> tuple[Path, dict[str, Any]]:
     config = resolved(config)
-    seed = int(config["seed"])
     main = context.is_main
 
     def say(message: str) -> None:
@@ -151,14 +169,47 @@ def _run(
         if run_dir is None:
             raise ValueError("resume needs the run directory")
         run_dir = Path(run_dir)
-        if latest_checkpoint(run_dir / "checkpoints") is None:
+        if resolve_checkpoint(run_dir / "checkpoints", warn=False) is None:
             raise FileNotFoundError(
                 f"cannot resume: no checkpoint in {run_dir} (expected {run_dir}/checkpoints/latest.json)"
             )
     else:
-        run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(str(config["name"]))
+        run_dir = Path(run_dir) if run_dir is not None else _new_run_dir(run_name(config))
         if main and (run_dir / "checkpoints").exists():
             raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new directory")
+    created = not run_dir.exists()
+    try:
+        return _run_in(config, run_dir, resume=resume, say=say, context=context, verbose=verbose)
+    except BaseException as error:
+        if main and not resume and latest_checkpoint(run_dir / "checkpoints") is None and run_dir.exists():
+            _discard_failed_run(run_dir, created, error)
+        raise
+
+
+def _discard_failed_run(run_dir: Path, created: bool, error: BaseException) -> None:
+    """A run that failed before its first checkpoint leaves nothing behind: its folder goes if this
+    run made it; a folder the user named and that existed keeps a ``FAILED`` note with the error."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    try:
+        atomic_write_text(run_dir / "FAILED", f"{type(error).__name__}: {message}\n")
+    except OSError:
+        pass  # the failure may be the disk itself; the error reaches the user anyway
+
+
+def _run_in(
+    config: dict[str, Any],
+    run_dir: Path,
+    *,
+    resume: bool,
+    say: Any,
+    context: DistributedContext,
+    verbose: bool,
+) -> tuple[Path, dict[str, Any]]:
+    seed = int(config["seed"])
+    main = context.is_main
 
     # Everything that can reject the config runs before the run directory is created.
     splits = load_data(config)
@@ -176,8 +227,13 @@ def _run(
         training.progress = False
     evaluator = build_protocol(config, splits, device, seed)
     config = _with_protocol_settings(config, evaluator)
-    if not resume and main:
+    if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        # What a killed writer left (temporary files, half-assembled checkpoints) goes first.
+        for folder in (run_dir, run_dir / "checkpoints"):
+            remove_stale_temporaries(folder)
+        (run_dir / "FAILED").unlink(missing_ok=True)
+        # On resume this records what --set changed (train.steps to extend a finished run).
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
     baselines_path = run_dir / BASELINES_FILE
@@ -243,25 +299,37 @@ def _run(
     return run_dir, metrics
 
 
-def evaluate_run(run_dir: str | Path, *, verbose: bool = True) -> dict[str, Any]:
-    """Re-evaluate the latest checkpoint of a finished (or interrupted) run; update ``metrics.json``."""
+def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
+    """Re-evaluate the newest intact checkpoint of a finished (or interrupted) run; update ``metrics.json``.
+
+    ``overrides`` (``eval.KEY=VALUE`` only) change the evaluation, not the run: the baselines are
+    then measured again with the same settings, and ``metrics.json`` records the settings used
+    (``eval_settings``); ``config.yaml`` keeps the run's own.
+    """
     run_dir = Path(run_dir)
-    config = resolved(load_run_config(run_dir))
-    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    config = resolved(load_run_config(run_dir, overrides, allowed=("eval",), command="eval RUN_DIR"))
+    checkpoint = resolve_checkpoint(run_dir / "checkpoints")
     if checkpoint is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint (expected {run_dir}/checkpoints/latest.json)")
     splits = load_data(config)
     method = build_method_from_config(config, splits)
-    state = load_checkpoint(checkpoint, method, restore_rng=False)
     device = resolve_device(config["train"]["device"])
-    method.to(device)
     evaluator = build_protocol(config, splits, device, int(config["seed"]))
+    fresh_baselines = None
+    if overrides and eval_config(config).baselines:  # the untrained model, as the run measured them
+        method.to(device)
+        fresh_baselines = evaluator.baselines(method)
+    state = load_checkpoint(checkpoint, method, restore_rng=False)
+    method.to(device)
     learned, _ = evaluator.final(method)
     metrics_path = run_dir / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics.update(learned)
     metrics["evaluated_step"] = state.step
+    metrics["eval_settings"] = dataclasses.asdict(evaluator.settings)
     baselines_path = run_dir / BASELINES_FILE
+    if fresh_baselines is not None:
+        metrics["baselines"] = fresh_baselines
     metrics.setdefault("baselines", json.loads(baselines_path.read_text()) if baselines_path.exists() else {})
     atomic_write_json(metrics_path, metrics)
     if verbose:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,17 +20,29 @@ from contrastkit.methods.base import Method
 from contrastkit.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from contrastkit.train.distributed import DistributedContext, average_gradients
 from contrastkit.train.grad_cache import grad_cache_backward
 from contrastkit.train.loader import EpochBatches
 from contrastkit.train.metrics_log import MetricsLog
-from contrastkit.train.optim import build_optimizer, build_schedule
+from contrastkit.train.optim import OPTIMIZERS, build_optimizer, build_schedule
+from contrastkit.utils.checks import NonFiniteError
 from contrastkit.utils.progress import Progress
+from contrastkit.utils.schema import bounded
 from contrastkit.utils.seed import capture_rng_state
 
 PRECISIONS = ("fp32", "bf16", "auto")
+
+
+class Preempted(Exception):
+    """Training stopped on SIGTERM after writing a checkpoint; the run resumes with ``--resume``."""
+
+    def __init__(self, step: int, run_dir: Path) -> None:
+        super().__init__(f"stopped by SIGTERM at step {step}; a checkpoint was written; "
+                         f"continue with: contrastkit train --resume {run_dir}")
+        self.step, self.run_dir = step, run_dir
 
 
 def fast_bfloat16(device: torch.device) -> bool:
@@ -87,38 +101,72 @@ class TrainConfig:
         progress: show progress (a bar on a terminal, a few lines elsewhere).
     """
 
-    batch_size: int = 256
-    epochs: float = 1.0
-    steps: int | None = None
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    warmup_fraction: float = 0.05
-    final_lr_fraction: float = 0.0
-    checkpoint_every: int = 0
-    eval_every: int = 0
-    log_every: int = 1
-    keep_last: int = 2
+    # The ranges and choices here are what the config schema checks before a run starts
+    # (contrastkit.utils.schema), so a bad value fails in one line naming its key.
+    batch_size: int = bounded(256, minimum=1)
+    epochs: float = bounded(1.0, minimum=0, exclusive_minimum=True)
+    steps: int | None = bounded(None, minimum=1)
+    optimizer: str = bounded("adamw", choices=OPTIMIZERS)
+    lr: float = bounded(1e-3, minimum=0, exclusive_minimum=True)
+    weight_decay: float = bounded(1e-4, minimum=0)
+    momentum: float = bounded(0.9, minimum=0, maximum=1, exclusive_maximum=True)
+    warmup_fraction: float = bounded(0.05, minimum=0, maximum=1, exclusive_maximum=True)
+    final_lr_fraction: float = bounded(0.0, minimum=0, maximum=1)
+    checkpoint_every: int = bounded(0, minimum=0)
+    eval_every: int = bounded(0, minimum=0)
+    log_every: int = bounded(1, minimum=1)
+    keep_last: int = bounded(2, minimum=1)
     device: str = "auto"
-    precision: str = "fp32"
-    grad_cache_micro_batch: int | None = None
+    precision: str = bounded("fp32", choices=PRECISIONS)
+    grad_cache_micro_batch: int | None = bounded(None, minimum=1)
     tensorboard: bool = False
     progress: bool = True
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def check_device(name: object) -> torch.device | None:
+    """Check ``train.device`` names a device this machine has (``None`` for ``auto``).
+
+    Raises:
+        ValueError: naming the key, for a malformed name or an absent device (e.g. ``cuda`` on a
+            CPU-only PyTorch build, which would otherwise fail deep inside ``.to()``).
+    """
+    if name == "auto":
+        return None
+    if not isinstance(name, str):
+        raise ValueError(f"train.device: expected auto, cpu, cuda[:N] or mps, got {name!r}")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"train.device: expected auto, cpu, cuda[:N] or mps, got {name!r}") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else "no CUDA device is visible"
+            raise ValueError(f"train.device: {name!r} was asked for, but {why} (torch {torch.__version__}); "
+                             "use train.device=auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"train.device: {name!r} was asked for, but only {torch.cuda.device_count()} "
+                             "CUDA device(s) are visible")
+    if device.type == "mps" and not _mps_available():
+        raise ValueError(f"train.device: {name!r} was asked for, but Apple MPS is not available here; "
+                         "use train.device=auto or cpu")
+    return device
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then CPU; anything else is passed to ``torch.device``."""
+    """``auto`` picks CUDA, then Apple MPS, then CPU; anything else must be present (:func:`check_device`)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"train.device: expected auto, cpu, cuda[:N] or mps, got {name!r}") from error
+    device = check_device(name)
+    assert device is not None
+    return device
 
 
 @dataclass
@@ -202,20 +250,68 @@ class Trainer:
         self.scheduler = build_schedule(self.optimizer, self.total_steps, warmup, config.final_lr_fraction)
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run (restored on resume)
+        self._sigterm = threading.Event()
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
+    def _diverged(self, what: str) -> FloatingPointError:
+        last = latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir.exists() else None
+        where = f"the last checkpoint is {last}" if last is not None else "no checkpoint was written yet"
+        return FloatingPointError(
+            f"training diverged at step {self.step + 1}: {what}; lower train.lr (now {self.config.lr:g}) "
+            f"or check the data ({where})"
+        )
+
     def _check_finite(self, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss became {loss.item()} at step {self.step}: lower train.lr or check the data "
-                f"(the last finite checkpoint is in {self.checkpoint_dir})"
-            )
+            raise self._diverged(f"the loss became {loss.item()}")
+
+    def _step_outputs(self, batch: Any) -> Any:
+        """One step's forward and backward; a NaN/inf anywhere in it is reported as divergence."""
+        config = self.config
+        try:
+            if config.grad_cache_micro_batch is None:
+                with self._autocast():
+                    output = self.model(batch)
+                self._check_finite(output.loss)
+                output.loss.backward()
+            else:
+                # The blocks' backward passes run on the bare method, outside DDP; the
+                # gradients are then averaged once, as DDP would.
+                output = grad_cache_backward(
+                    self.method, batch, config.grad_cache_micro_batch, device=self.device, autocast=self._autocast
+                )
+                average_gradients(self.method, self.distributed)
+                self._check_finite(output.loss)
+        except NonFiniteError as error:
+            raise self._diverged(str(error)) from error
+        return output
+
+    def _termination_requested(self) -> bool:
+        """Whether SIGTERM arrived (on any rank: all stop at the same step boundary)."""
+        requested = self._sigterm.is_set()
+        if self.distributed.enabled:
+            flag = torch.tensor([1.0 if requested else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            requested = bool(flag.item())
+        return requested
+
+    def _catch_sigterm(self) -> Callable[[], None]:
+        """Turn SIGTERM (what schedulers and ``kill`` send) into a checkpoint at the next step
+        boundary; return the function that puts the previous handler back.
+
+        Only the main thread can install handlers; elsewhere SIGTERM keeps its default.
+        """
+        self._sigterm.clear()
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: self._sigterm.set())
+        return lambda: signal.signal(signal.SIGTERM, previous)
 
     def resume(self) -> int:
         """Restore the latest checkpoint of ``run_dir`` (weights, optimiser, schedule, RNG); return its step."""
-        path = latest_checkpoint(self.checkpoint_dir)
+        path = resolve_checkpoint(self.checkpoint_dir)  # the newest intact one, with a warning if not the latest
         if path is None:
             raise FileNotFoundError(
                 f"cannot resume: no checkpoint in {self.checkpoint_dir} (expected {self.checkpoint_dir}/latest.json)"
@@ -258,25 +354,14 @@ class Trainer:
         progress = Progress(self.total_steps, start=self.step, enabled=config.progress and main)
         history: list[dict[str, Any]] = []
         loss_value = float("nan")
+        restore_sigterm = self._catch_sigterm()
         session_start, elapsed_before = time.perf_counter(), self.elapsed
         try:
             while self.step < end:
                 batch = self.batches.batch(self.step).to(self.device)
                 self.method.train()
                 self.optimizer.zero_grad(set_to_none=True)
-                if config.grad_cache_micro_batch is None:
-                    with self._autocast():
-                        output = self.model(batch)
-                    self._check_finite(output.loss)
-                    output.loss.backward()
-                else:
-                    # The blocks' backward passes run on the bare method, outside DDP; the
-                    # gradients are then averaged once, as DDP would.
-                    output = grad_cache_backward(
-                        self.method, batch, config.grad_cache_micro_batch, device=self.device, autocast=self._autocast
-                    )
-                    average_gradients(self.method, self.distributed)
-                    self._check_finite(output.loss)
+                output = self._step_outputs(batch)
                 loss = output.loss
                 self.optimizer.step()
                 self.scheduler.step()
@@ -300,7 +385,12 @@ class Trainer:
                 self.elapsed = elapsed_before + time.perf_counter() - session_start
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0 and self.step < end:
                     self.save()
+                if self.step < end and self._termination_requested():
+                    self.save()  # at a step boundary, so the resumed run continues exactly
+                    raise Preempted(self.step, self.run_dir)
             self.save()
+            if self._sigterm.is_set():  # it came during the last step: training is done, evaluation is not
+                raise Preempted(self.step, self.run_dir)
         except KeyboardInterrupt:
             print(
                 f"\ninterrupted at step {self.step}; continue with: contrastkit train --resume {self.run_dir}",
@@ -308,6 +398,7 @@ class Trainer:
             )
             raise
         finally:
+            restore_sigterm()
             progress.close()
             log.close()
         if history:

@@ -21,10 +21,18 @@ def fail(owner: str, what: str, got: object) -> None:
     raise ValueError(f"{owner}: expected {what}, got {got!r}")
 
 
+class NonFiniteError(ValueError):
+    """A tensor that should be finite holds NaN or inf (in training: the run diverged)."""
+
+
 def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ValueError:
     """Build the error for a name that is not in a registry."""
-    known_list = ", ".join(sorted(known)) or "(none registered)"
-    return ValueError(f"unknown {kind} {name!r}; expected one of: {known_list}")
+    from contrastkit.utils.schema import closest
+
+    known = sorted(known)
+    hint = f" (did you mean {match!r}?)" if (match := closest(name, known)) else ""
+    known_list = ", ".join(known) or "(none registered)"
+    return ValueError(f"unknown {kind} {name!r}{hint}; expected one of: {known_list}")
 
 
 def check_int(owner: str, name: str, value: int, minimum: int) -> int:
@@ -89,7 +97,9 @@ def check_embeddings(name: str, tensor: torch.Tensor, *, dim: int | None = None,
         raise ValueError(f"{name}: expected at least {min_rows} rows, got shape {tuple(tensor.shape)}")
     if not torch.isfinite(tensor).all():
         bad = int((~torch.isfinite(tensor)).sum())
-        raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries in shape {tuple(tensor.shape)}")
+        raise NonFiniteError(
+            f"{name}: expected finite values, got {bad} NaN/inf entries in shape {tuple(tensor.shape)}"
+        )
 
 
 def check_pair(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor, *, min_rows: int = 1) -> None:

@@ -40,8 +40,12 @@ class UnknownNameError(ValueError, KeyError):
 
 def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
     """The error for ``name``, not among ``known`` names of ``kind``: what came, what was expected."""
-    known_list = ", ".join(sorted(known)) or "(none registered)"
-    return UnknownNameError(f"unknown {kind} {name!r}; expected one of: {known_list}")
+    from contrastkit.utils.schema import closest
+
+    known = sorted(known)
+    hint = f" (did you mean {match!r}?)" if (match := closest(name, known)) else ""
+    known_list = ", ".join(known) or "(none registered)"
+    return UnknownNameError(f"unknown {kind} {name!r}{hint}; expected one of: {known_list}")
 
 
 class Registry(Mapping[str, T], Generic[T]):

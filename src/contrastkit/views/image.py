@@ -22,7 +22,6 @@ device.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrastkit.utils.checks import unknown_name_error
 from contrastkit.utils.registry import Registry
 
 # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
@@ -537,8 +535,11 @@ def build_views(preset: str, image_size: int, channels: int, **overrides: object
         torch.Size([4, 1, 28, 28])
     """
     VIEW_PRESETS[preset]  # an unknown preset: the registry's error
-    known = {field.name for field in dataclasses.fields(ImageViewConfig)} - {"image_size", "channels"} | {"generator"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"build_views: unknown option(s) {unknown}; expected ImageViewConfig fields {sorted(known)}")
-    return VIEW_PRESETS[preset](image_size, channels, **overrides)
+    from contrastkit.utils.schema import Parameter, check_section, dataclass_parameters
+
+    parameters = {key: value for key, value in dataclass_parameters(ImageViewConfig).items()
+                  if key not in ("image_size", "channels")}
+    parameters["generator"] = Parameter()
+    # the key each error names is the recipe's (views.crop_scale), not the function's
+    checked = check_section("views", overrides, parameters)
+    return VIEW_PRESETS[preset](image_size, channels, **checked)

@@ -119,4 +119,7 @@ def settings_from(protocol: type[EvaluationProtocol], values: Mapping[str, Any],
             f"{owner}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not read by the "
             f"{protocol.__name__} evaluation of this data; its settings: {', '.join(sorted(known)) or '(none)'}"
         )
-    return protocol.settings_type(**{**(defaults or {}), **values})
+    from contrastkit.utils.schema import check_section, dataclass_parameters
+
+    checked = check_section(owner, values, dataclass_parameters(protocol.settings_type))
+    return protocol.settings_type(**{**(defaults or {}), **checked})

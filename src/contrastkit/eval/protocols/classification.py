@@ -21,6 +21,7 @@ from contrastkit.eval.geometry import alignment_uniformity
 from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
 from contrastkit.eval.report import evaluate_representation
 from contrastkit.eval.svm import svm_probe
+from contrastkit.utils.schema import bounded
 
 #: Test rows whose two augmented views measure alignment and uniformity.
 GEOMETRY_ROWS = 2000
@@ -40,12 +41,12 @@ class ClassificationSettings(ProtocolSettings):
         svm: also run the RBF-SVM probe (TS2Vec's protocol; the series modality turns it on).
     """
 
-    knn_k: int = 200
-    knn_temperature: float = 0.1
+    knn_k: int = bounded(200, minimum=1)
+    knn_temperature: float = bounded(0.1, minimum=0, exclusive_minimum=True)
     linear: bool = True
-    train_subset: int | None = None
-    test_subset: int | None = None
-    batch_size: int = 1024
+    train_subset: int | None = bounded(None, minimum=1)
+    test_subset: int | None = bounded(None, minimum=1)
+    batch_size: int = bounded(1024, minimum=1)
     svm: bool = False
 
 

@@ -24,6 +24,7 @@ from contrastkit.eval.features import extract_features
 from contrastkit.eval.graph import link_prediction, node_classification
 from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
 from contrastkit.eval.report import evaluate_representation
+from contrastkit.utils.schema import bounded
 
 NODE_COLUMNS = ("node_accuracy", "link_auc", "link_hits_at_50")
 
@@ -50,10 +51,10 @@ class GraphSetSettings(ProtocolSettings):
         batch_size: graphs per forward pass when extracting features.
     """
 
-    knn_k: int = 200
-    knn_temperature: float = 0.1
+    knn_k: int = bounded(200, minimum=1)
+    knn_temperature: float = bounded(0.1, minimum=0, exclusive_minimum=True)
     linear: bool = True
-    batch_size: int = 1024
+    batch_size: int = bounded(1024, minimum=1)
 
 
 class NodeGraphProtocol(EvaluationProtocol):

@@ -25,6 +25,7 @@ from contrastkit.eval.cross_modal import (
     zero_shot_top1,
 )
 from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
+from contrastkit.utils.schema import bounded
 
 __all__ = ["ImageTextProtocol", "ImageTextSettings"]
 
@@ -40,8 +41,8 @@ class ImageTextSettings(ProtocolSettings):
     """
 
     templates: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_TEMPLATES))
-    batch_size: int = 512
-    bootstrap: int = 1000
+    batch_size: int = bounded(512, minimum=1)
+    bootstrap: int = bounded(1000, minimum=0)
 
 
 class ImageTextProtocol(EvaluationProtocol):

@@ -20,6 +20,7 @@ from contrastkit.data.interactions import InteractionData
 from contrastkit.data.registry import DatasetSplits
 from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
 from contrastkit.eval.recommendation import popularity_scores, recall_ndcg_at_k
+from contrastkit.utils.schema import bounded
 
 #: The cutoff of the reported metrics (the papers' Recall@20 / NDCG@20).
 TOP_K = 20
@@ -41,9 +42,9 @@ class RankingSettings(ProtocolSettings):
         batch_size: users scored per block.
     """
 
-    test_subset: int | None = None
-    validation_queries: int | None = 500
-    batch_size: int = 1024
+    test_subset: int | None = bounded(None, minimum=1)
+    validation_queries: int | None = bounded(500, minimum=1)
+    batch_size: int = bounded(1024, minimum=1)
 
 
 def _data_or_error(value: Any, name: str, dataset: str) -> InteractionData:

@@ -20,6 +20,7 @@ from contrastkit.data.text import RetrievalTask
 from contrastkit.eval.bm25 import bm25_run
 from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings
 from contrastkit.eval.retrieval import dense_run, evaluate_run, ranking_metrics
+from contrastkit.utils.schema import bounded
 
 #: Metrics of a text run, in the order tables show them.
 DEFAULT_RETRIEVAL_METRICS = ("mrr@10", "ndcg@10", "recall@100", "map")
@@ -47,12 +48,12 @@ class RetrievalSettings(ProtocolSettings):
         encode_batch_size: texts per forward pass when encoding a corpus.
     """
 
-    test_subset: int | None = None
-    validation_queries: int | None = 500
+    test_subset: int | None = bounded(None, minimum=1)
+    validation_queries: int | None = bounded(500, minimum=1)
     retrieval_metrics: list[str] | None = None
     remove_self_hits: bool = False
     bm25: bool = True
-    encode_batch_size: int = 64
+    encode_batch_size: int = bounded(64, minimum=1)
 
 
 def _task_or_error(value: Any, name: str, dataset: str) -> RetrievalTask:
