@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test test-all bench bench-scaling fashion-mnist emoji-font clean
+.PHONY: run test test-all bench bench-scaling fashion-mnist emoji-font chromium clean
 
 # torch is pinned to the CPU build cached on these machines: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -46,13 +46,26 @@ emoji-font:
 		echo "apt-get not available: the emoji data set needs $(EMOJI_FONT) (or data.font_path)"; \
 	fi
 
+# The run report's test renders report.html in headless Chromium (Debian's chromium); it skips without it.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo "Chromium found"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q --no-install-recommends chromium || \
+		{ $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends chromium; } || \
+		echo "chromium could not be installed: the report's browser test will skip"; \
+	else \
+		echo "apt-get not available: the report's browser test will skip"; \
+	fi
+
 run: $(STAMP) fashion-mnist
 	$(VENV)/bin/contrastkit train
 
-test: $(STAMP) emoji-font
+test: $(STAMP) emoji-font chromium
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) fashion-mnist emoji-font
+test-all: $(STAMP) fashion-mnist emoji-font chromium
 	$(PY) -m pytest -q -m ""
 
 bench: $(BENCH_STAMP) fashion-mnist

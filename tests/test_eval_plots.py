@@ -33,3 +33,30 @@ def test_embedding_plot(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
     with pytest.raises(ValueError, match="unknown method"):
         plot_embedding_2d(features, labels, tmp_path / "x.png", method="umap")
+
+
+def test_many_classes_get_a_legend_of_the_largest_and_outliers_do_not_set_the_axes(tmp_path, monkeypatch):
+    import numpy as np
+
+    from contrastkit.eval import plots
+
+    captured = {}
+    save = plots.save_figure_atomically
+
+    def keep(figure, out_png):
+        captured["axes"] = figure.axes[0]
+        return save(figure, out_png)
+
+    monkeypatch.setattr(plots, "save_figure_atomically", keep)
+    generator = np.random.default_rng(0)
+    labels = np.repeat(np.arange(52), np.arange(1, 53))  # class 51 is the largest
+    features = generator.normal(size=(labels.size, 8))
+    features[0] = 1e6  # one far outlier
+    plots.plot_embedding_2d(features, labels, tmp_path / "e.png", max_points=10_000)
+    axes = captured["axes"]
+    legend = axes.get_legend()
+    names = [text.get_text() for text in legend.get_texts()]
+    assert len(names) == plots.LEGEND_CLASSES and "51" in names and "0" not in names
+    assert "of 52 classes" in legend.get_title().get_text()
+    low, high = axes.get_xlim()
+    assert high - low < 100  # the cloud's spread (a few units), not the outlier's 1e6

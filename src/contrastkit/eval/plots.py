@@ -159,6 +159,19 @@ def project_2d(features: np.ndarray, *, method: str = "pca", seed: int = 0) -> n
     raise ValueError(f"plot_embedding_2d: unknown method {method!r}; expected one of: pca, tsne")
 
 
+#: Classes named in an embedding plot's legend (the most frequent ones when there are more).
+LEGEND_CLASSES = 12
+
+
+def robust_limits(points: np.ndarray, *, quantile: float = 0.01, margin: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+    """Axis limits that hold the central ``1 - 2·quantile`` of the points per axis, widened by
+    ``margin``: a few outliers no longer squash the cloud into a corner (they fall off the plot)."""
+    low = np.quantile(points, quantile, axis=0)
+    high = np.quantile(points, 1 - quantile, axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    return low - margin * span, high + margin * span
+
+
 def plot_embedding_2d(
     features: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray | None,
@@ -201,7 +214,7 @@ def plot_embedding_2d(
         label_array = None if label_array is None else label_array[rows]
     points = project_2d(array, method=method, seed=seed)
 
-    figure = _new_figure(6, 6)
+    figure = _new_figure(8.0 if label_array is not None else 6.0, 6.0)  # room for the legend
     axes = figure.add_subplot(1, 1, 1)
     if label_array is None:
         axes.scatter(points[:, 0], points[:, 1], s=4, alpha=0.6)
@@ -210,13 +223,20 @@ def plot_embedding_2d(
         from matplotlib import colormaps
 
         colormap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+        counts = {label: int((label_array == label).sum()) for label in classes}
+        # With many classes a legend of every one is unreadable: name the most frequent ones.
+        named = set(sorted(classes, key=lambda label: -counts[label])[:LEGEND_CLASSES])
         for position, label in enumerate(classes):
             chosen = label_array == label
             name = class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
             axes.scatter(points[chosen, 0], points[chosen, 1], s=4, alpha=0.7,
-                         color=colormap(position % colormap.N), label=name)  # fmt: skip
-        if len(classes) <= 20:
-            axes.legend(markerscale=3, fontsize="small", loc="best")
+                         color=colormap(position % colormap.N), label=name if label in named else None)  # fmt: skip
+        title_legend = None if len(classes) <= LEGEND_CLASSES else f"{LEGEND_CLASSES} largest of {len(classes)} classes"
+        axes.legend(markerscale=3, fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    title=title_legend, title_fontsize="x-small")
+    low, high = robust_limits(points)
+    axes.set_xlim(low[0], high[0])
+    axes.set_ylim(low[1], high[1])
     axes.set_xticks([])
     axes.set_yticks([])
     axes.set_title(title or f"{method.upper()} of {array.shape[0]} embeddings")

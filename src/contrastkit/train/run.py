@@ -40,8 +40,16 @@ from contrastkit.methods import Method, build_method
 from contrastkit.modalities import check_method, modality_of
 from contrastkit.nn.registry import build_encoder
 from contrastkit.train.checkpoint import latest_checkpoint, load_checkpoint, resolve_checkpoint
-from contrastkit.train.config import eval_config, load_run_config, protocol_settings, resolved, train_config
+from contrastkit.train.config import (
+    eval_config,
+    load_config,
+    load_run_config,
+    protocol_settings,
+    resolved,
+    train_config,
+)
 from contrastkit.train.distributed import DistributedContext, device_for, setup_distributed
+from contrastkit.train.report import write_report
 from contrastkit.train.trainer import Trainer, resolve_device
 from contrastkit.utils.atomic import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from contrastkit.utils.seed import seed_everything
@@ -265,7 +273,9 @@ def _run_in(
         return run_dir, {}
 
     started = time.perf_counter()
+    say(f"evaluating ({evaluator.describe()}) ...")
     learned, test_features = evaluator.final(method)
+    say(f"evaluation done in {time.perf_counter() - started:.0f}s")
     metrics: dict[str, Any] = {
         "recipe": config["name"],
         "method": config["method"]["name"],
@@ -293,10 +303,30 @@ def _run_in(
             plot_embedding_2d(test_features, plot_labels, run_dir / "embedding_2d.png",
                               method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
                               title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
+    _report(run_dir, config, learned, baselines, evaluator, metrics, plots=evaluation.plots, say=say)
     if verbose:
         print_table({"learned": learned, **baselines}, columns=evaluator.columns(),
                     title=f"{config['method']['name']} on {splits.name} ({evaluator.describe()})")
     return run_dir, metrics
+
+
+def _recipe_as_shipped(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The recipe the run started from, resolved as the run was (``None`` when it is not a known recipe)."""
+    try:
+        return resolved(load_config(str(config.get("name"))))
+    except (ValueError, OSError):
+        return None
+
+
+def _report(run_dir: Path, config: dict[str, Any], learned: dict[str, Any], baselines: dict[str, Any],
+            evaluator: EvaluationProtocol, metrics: dict[str, Any], *, plots: bool, say: Any) -> None:
+    """``report.html`` and ``report.md``; a report that fails is a warning, never a lost run."""
+    try:
+        write_report(run_dir, config=config, recipe=_recipe_as_shipped(config), learned=learned,
+                     baselines=baselines, columns=evaluator.columns(), description=evaluator.describe(),
+                     train=metrics.get("train"), environment=metrics.get("environment"), plots=plots)
+    except (OSError, ValueError, ImportError) as error:
+        say(f"warning: no report written ({error})")
 
 
 def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, *, verbose: bool = True) -> dict[str, Any]:
@@ -332,6 +362,8 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, *, ver
         metrics["baselines"] = fresh_baselines
     metrics.setdefault("baselines", json.loads(baselines_path.read_text()) if baselines_path.exists() else {})
     atomic_write_json(metrics_path, metrics)
+    _report(run_dir, config, learned, metrics["baselines"], evaluator, metrics,
+            plots=eval_config(config).plots, say=lambda message: print(message, file=sys.stderr) if verbose else None)
     if verbose:
         print_table({"learned": learned, **metrics["baselines"]}, columns=evaluator.columns(),
                     title=f"{run_dir} at step {state.step}")
