@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch.utils.data import Dataset
 
 from contrastkit.data.arrays import ArrayDataset, collate_batches
+from contrastkit.utils.progress import Progress
 
 
 def _fetch(dataset: Dataset, start: int, stop: int):
     if hasattr(dataset, "__getitems__"):
         return dataset.__getitems__(list(range(start, stop)))
     return collate_batches([dataset[i] for i in range(start, stop)])
+
+
+@contextmanager
+def _closing(progress: Progress) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        progress.close()
 
 
 def extract_features(
@@ -48,7 +59,11 @@ def extract_features(
     features: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     unlabelled = False
-    with torch.no_grad():
+    # A bar on a terminal for extractions of several batches (evaluation, baselines, embedding
+    # can take minutes); nothing at all in logs and pipes.
+    progress = Progress(total, enabled=sys.stderr.isatty() and total > 2 * int(batch_size), label="embed",
+                        unit="row")
+    with torch.no_grad(), _closing(progress):
         for start in range(0, total, int(batch_size)):
             stop = min(start + int(batch_size), total)
             batch = _fetch(dataset, start, stop).to(device)
@@ -64,6 +79,7 @@ def extract_features(
                     f"{bad_rows.numel()} row(s), first at dataset row {start + int(bad_rows[0])}"
                 )
             features.append(output)
+            progress.update(stop)
             if batch.labels is None:
                 unlabelled = True
             else:
