@@ -200,6 +200,11 @@ def test_resume_of_an_interrupted_run_reproduces_the_same_losses(run_copy, finis
          "methods for 'series' data: autotcl, barlow-twins"),
         (["train", "grace-debian", "--set", "data=digits"], "methods for 'image' data: barlow-twins"),
         (["train", "--set", "data=karate-club"], "methods for 'graph' data: bgrl, dsla, grace"),
+        # every modality's views are checked against their declarations, naming the recipe's key
+        (["train", "ts2vec", "--set", "views.jiter_sigma=1"], "views.jiter_sigma: unknown key; did you mean 'jitter_sigma'?"),
+        (["train", "grace-debian", "--set", "data=karate-club", "--set", "views.feature_mask_1=abc"],
+         "views.feature_mask_1: expected a finite number, got 'abc'"),
+        (["train", "--set", "views.crop_scale=abc"], "views.crop_scale: expected a list of 2 finite numbers, got 'abc'"),
     ],
 )
 def test_bad_train_input_exits_2_with_one_error_line(arguments, expected, tmp_path, monkeypatch):

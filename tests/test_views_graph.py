@@ -349,7 +349,7 @@ def test_build_graph_views_presets_and_overrides():
         build_graph_views("dgi")
     with pytest.raises(ValueError, match="edge_drop"):
         build_graph_views("grace", drop_rate=0.2)
-    with pytest.raises(ValueError, match="unknown option"):
+    with pytest.raises(ValueError, match="unknown key"):
         build_graph_views("ppr", edge_drop_2=0.2)
     with pytest.raises(ValueError, match="edge_drop"):
         GraphAugment(edge_drop=1.0)

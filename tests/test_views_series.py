@@ -384,7 +384,7 @@ def test_global_rng_and_crop_pair_reproducible():
         (lambda: Speed(factor=(1.1, 0.9)), r"0 < low <= high, got \(1.1, 0.9\)"),
         (lambda: Volume(gain_db=3), r"Volume: expected gain_db as a pair \(low, high\), got 3"),
         (lambda: SeriesViews([lambda x: x]), r"SeriesViews: expected nn.Module steps"),
-        (lambda: SeriesViewConfig(steps=("warp",)), r"unknown series view step 'warp'; expected one of: .*time_warp"),
+        (lambda: SeriesViewConfig(steps=("warp",)), r"unknown series view step 'warp' \(did you mean 'time_warp'\?\); expected one of: .*time_warp"),
         (lambda: SeriesViewConfig(steps="jitter"), r"expected steps as a sequence of names"),
         (lambda: SeriesViewConfig(jitter_sigma=-1), r"SeriesViewConfig: Jitter: expected a finite sigma >= 0"),
         (
@@ -393,7 +393,7 @@ def test_global_rng_and_crop_pair_reproducible():
         ),
         (
             lambda: build_series_views("tera", sigma=0.1),
-            r"unknown option\(s\) \['sigma'\]; expected SeriesViewConfig fields",
+            r"views.sigma: unknown key; did you mean 'warp_sigma'\?",
         ),
         (lambda: build_series_views("tera", generator=0), r"expected generator to be a torch.Generator, got int"),
     ],

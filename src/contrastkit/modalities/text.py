@@ -9,6 +9,7 @@ from torch import nn
 from contrastkit.data.registry import DatasetSplits
 from contrastkit.eval.protocols.retrieval import RetrievalProtocol
 from contrastkit.modalities.base import Modality
+from contrastkit.utils.schema import callable_parameters, check_section
 from contrastkit.views.text import build_text_views, text_view_preset_names
 
 
@@ -27,7 +28,9 @@ class TextModality(Modality):
         pad_token_id = getattr(getattr(encoder, "tokenizer", None), "pad_token_id", None)
         if pad_token_id is not None:
             options.setdefault("pad_token_id", pad_token_id)
-        return build_text_views(options.pop("preset"), **options)
+        preset = options.pop("preset")
+        parameters, _ = callable_parameters(build_text_views, skip=("preset",))
+        return build_text_views(preset, **check_section("views", options, parameters))
 
     def view_presets(self) -> list[str]:
         return text_view_preset_names()

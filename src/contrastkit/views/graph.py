@@ -50,9 +50,13 @@ from torch_geometric.utils import subgraph as pyg_subgraph
 
 from contrastkit.utils.checks import (
     check_edge_index,
-    check_int as _check_int,
-    fail as _fail,
     unknown_name_error,
+)
+from contrastkit.utils.checks import (
+    check_int as _check_int,
+)
+from contrastkit.utils.checks import (
+    fail as _fail,
 )
 from contrastkit.utils.graph_index import sample_non_edges
 from contrastkit.utils.registry import Registry
@@ -858,12 +862,14 @@ def build_graph_views(preset: str, **overrides: Any) -> tuple[nn.Module, nn.Modu
     sides = (1,) if preset == "ppr" else (1, 2)
     ppr_allowed = _PPR_OPTIONS if preset == "ppr" else ()
     known = {*_AUGMENT_OPTIONS, *(f"{name}_{side}" for name in _AUGMENT_OPTIONS for side in sides), *ppr_allowed}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(
-            f"build_graph_views: unknown option(s) {unknown} for preset {preset!r}; "
-            f"expected one of: {', '.join(sorted(known | {'generator'}))}"
-        )
+    from contrastkit.utils.schema import Parameter, callable_parameters, check_section
+
+    # Each key typed by the option it sets (edge_drop_1 as GraphAugment's edge_drop), named as in the recipe.
+    augment, _ = callable_parameters(GraphAugment, skip=("generator",))
+    diffusion, _ = callable_parameters(PPRDiffusion)
+    parameters = {key: (diffusion.get(key) if key in ppr_allowed else None)
+                  or augment.get(key[:-2] if key.endswith(("_1", "_2")) else key) or Parameter() for key in known}
+    overrides = check_section("views", overrides, parameters)
     first, second = (dict(options) for options in GRAPH_VIEW_PRESETS[preset])
     ppr_options = second if preset == "ppr" else {}
     if preset == "ppr":

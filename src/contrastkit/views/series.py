@@ -33,7 +33,6 @@ IJCAI 2021) tunes larger values per data set; pass them as overrides.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -42,7 +41,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from contrastkit.utils.checks import check_int as _check_int, fail as _fail, unknown_name_error
+from contrastkit.utils.checks import check_int as _check_int
+from contrastkit.utils.checks import fail as _fail
+from contrastkit.utils.checks import unknown_name_error
 from contrastkit.utils.registry import Registry
 
 __all__ = [
@@ -870,13 +871,11 @@ def build_series_views(preset: str, **overrides: object) -> tuple[SeriesViews, S
         torch.Size([4, 3, 50])
     """
     SERIES_VIEW_PRESETS[preset]  # an unknown preset: the registry's error
-    known = {field.name for field in dataclasses.fields(SeriesViewConfig)} | {"generator"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(
-            f"build_series_views: unknown option(s) {unknown}; "
-            f"expected SeriesViewConfig fields or generator: {sorted(known)}"
-        )
+    from contrastkit.utils.schema import Parameter, check_section, dataclass_parameters
+
+    # Checked against SeriesViewConfig's declarations, naming the recipe's key (views.jitter_sigma).
+    parameters = {**dataclass_parameters(SeriesViewConfig), "generator": Parameter()}
+    overrides = check_section("views", overrides, parameters)
     generator = overrides.pop("generator", None)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(
