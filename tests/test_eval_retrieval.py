@@ -290,3 +290,28 @@ def test_bad_input():
         map_at_r(torch.rand(4, 3), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="all labels distinct"):
         map_at_r(torch.rand(3, 3), torch.tensor([0, 1, 2]))
+
+
+def test_periodic_check_removes_self_hits_as_the_final_evaluation_does():
+    """A query that is also a corpus document: its own hit is dropped, not a crash on -inf."""
+    import torch
+
+    from contrastkit.data.registry import DatasetSplits
+    from contrastkit.data.text import RetrievalTask
+    from contrastkit.eval.protocols.retrieval import RetrievalProtocol, RetrievalSettings
+
+    corpus = {"d1": "alpha", "d2": "beta", "d3": "gamma"}
+    task = RetrievalTask(queries={"d1": "alpha", "q2": "beta?"}, corpus=corpus,
+                         qrels={"d1": {"d2": 1}, "q2": {"d2": 1}})
+    splits = DatasetSplits(train=None, test=task, num_classes=0, input_shape=(), modality="text")
+
+    class Fixed:  # query d1 is its own nearest document; d2 comes second
+        vectors = {"alpha": [1.0, 0.0], "beta": [0.8, 0.6], "gamma": [0.0, 1.0], "beta?": [0.8, 0.6]}
+
+        def encode_texts(self, texts, query=False, batch_size=64):
+            return torch.tensor([self.vectors[text] for text in texts])
+
+    settings = RetrievalSettings(remove_self_hits=True, retrieval_metrics=["mrr@10"], bm25=False)
+    protocol = RetrievalProtocol(splits, settings, None, 0)
+    scores = protocol.periodic(Fixed())
+    assert scores == pytest.approx({"val_mrr@10": 1.0})  # with the self-hit kept, d1's MRR would be 1/2

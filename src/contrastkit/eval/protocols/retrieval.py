@@ -121,7 +121,10 @@ class RetrievalProtocol(EvaluationProtocol):
         if self.settings.remove_self_hits:
             for row, query_id in enumerate(query_ids):
                 if query_id in position:
-                    similarities[row, position[query_id]] = float("-inf")
+                    # ranking_metrics takes finite scores only: the lowest finite one ranks the
+                    # self-hit last, and it no longer counts as relevant (as trec_eval after removal).
+                    similarities[row, position[query_id]] = torch.finfo(similarities.dtype).min
+                    relevance[row, position[query_id]] = 0.0
         scores = ranking_metrics(similarities, relevance, metrics=self.metrics)
         return {f"val_{name}": value for name, value in scores.items()}
 
