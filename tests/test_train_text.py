@@ -113,6 +113,8 @@ def test_eval_of_the_untrained_encoder_on_a_beir_folder(tmp_path):
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["ndcg@10"] == pytest.approx(metrics["ndcg@10"]) and saved["trained"] is False
     assert "bm25" in saved["baselines"]
+    # the pretrained encoder's row has the name training gives it (zero_shot), not "untrained"
+    assert saved["row"] == "zero_shot" and "zero_shot" not in saved["baselines"]
 
     result = CliRunner().invoke(app, ["eval", "--set", f"data=beir:{folder}", "--out", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output

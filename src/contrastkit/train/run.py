@@ -384,15 +384,19 @@ def evaluate_untrained(config: dict[str, Any], out_dir: str | Path, *, verbose: 
     config = _with_protocol_settings(config, evaluator)
     learned, _ = evaluator.final(method)
     baselines = evaluator.baselines(method) if evaluation.baselines else {}
-    baselines.pop("zero_shot", None)  # the untrained encoder is what "learned" measures here
+    # The untrained encoder is what "learned" measures here; its row takes the name a training run
+    # gives it among the baselines (zero_shot for a pretrained text encoder, random_init elsewhere).
+    row = "random_init" if "random_init" in baselines else "zero_shot"
+    baselines.pop("zero_shot", None)
+    baselines.pop("random_init", None)
     metrics: dict[str, Any] = {
         "recipe": config["name"], "method": config["method"]["name"], "dataset": splits.name, "trained": False,
-        **learned, "baselines": baselines, "environment": _environment(),
+        "row": row, **learned, "baselines": baselines, "environment": _environment(),
     }  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     atomic_write_json(out_dir / METRICS_FILE, metrics)
     if verbose:
-        print_table({"untrained": learned, **baselines}, columns=evaluator.columns(),
+        print_table({row: learned, **baselines}, columns=evaluator.columns(),
                     title=f"untrained {config['encoder']['name']} on {splits.name}")
     return metrics
