@@ -124,63 +124,107 @@ def evaluate(
 
 @app.command("embed")
 def embed(
-    corpus: str = typer.Argument(..., help="A corpus file (.jsonl with _id/text, BEIR's corpus.jsonl, or plain "
+    source: str = typer.Argument(..., metavar="RUN_DIR|CORPUS",
+                                 help="A run directory (holds config.yaml): embed its data with its newest "
+                                 "checkpoint. Or a corpus file (.jsonl with _id/text, BEIR's corpus.jsonl, or plain "
                                  "text, one document per line) or data:NAME for a text dataset's test corpus."),
     out: Path = typer.Option(..., "--out", "-o", help="The embedding folder to write."),
-    run: Optional[Path] = typer.Option(None, "--run", help="Encode with this trained text run's encoder."),
-    model: Optional[str] = typer.Option(None, "--model", help="Or a local model directory "
+    split: Optional[str] = typer.Option(None, "--split", help="With RUN_DIR: test (default), train or all."),
+    output_format: str = typer.Option("numpy", "--format", help="With RUN_DIR: numpy, or tensorboard for the "
+                                      "TensorBoard projector files as well."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="With RUN_DIR: eval.* overrides, e.g. "
+                                   "--set eval.batch_size=256 (repeatable)."),
+    run: Optional[Path] = typer.Option(None, "--run", help="With CORPUS: encode with this trained text run's encoder."),
+    model: Optional[str] = typer.Option(None, "--model", help="With CORPUS: or a local model directory "
                                         "(default: the packaged all-MiniLM-L6-v2)."),
     pooling: str = typer.Option("mean", "--pooling", help="With --model: mean or cls."),
     max_length: int = typer.Option(256, "--max-length", help="With --model: tokens per document."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="With CORPUS: texts per forward pass "
+                                             "(default 64)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing embedding folder."),
 ) -> None:
-    """Encode a corpus to OUT/embeddings.npy + ids.json (+ the texts and a manifest)."""
-    from contrastkit.train.embed import embed_corpus, load_text_encoder
+    """Write embeddings to OUT: a run's (every kind of data), or a corpus's (text).
+
+    RUN_DIR writes OUT/embeddings.npy, ids.json, labels.npy and manifest.json (one sub-folder
+    per table where the data has several, e.g. users and items); CORPUS writes
+    OUT/embeddings.npy + ids.json (+ the texts and a manifest). See docs/embed.md.
+    """
+    from contrastkit.train.embed_run import embed_run, is_run_dir
 
     try:
-        if corpus.startswith("data:"):
-            from contrastkit.data import load_dataset
-
-            task = load_dataset(corpus[len("data:"):]).test
-            documents = getattr(task, "corpus", None)
-            if documents is None:
-                raise ValueError(f"{corpus}: expected a text dataset with a retrieval corpus")
+        if is_run_dir(source):
+            if run is not None or model is not None or batch_size is not None:
+                raise ValueError(f"{source} is a run directory: it embeds with its own model; --run, --model and "
+                                 "--batch-size are for a corpus (use --set eval.batch_size=N)")
+            directory = embed_run(source, out, split=split or "test", output_format=output_format,
+                                  overwrite=overwrite, overrides=set_)
         else:
-            from contrastkit.data.corpus import read_corpus
-
-            documents = read_corpus(corpus)
-        options = None if run is not None else {"pooling": pooling, "max_length": max_length}
-        encoder, source = load_text_encoder(run_dir=run, model=model, options=options)
-        source["corpus"] = corpus
-        directory = embed_corpus(documents, out, encoder, source, batch_size=batch_size, overwrite=overwrite)
+            if split is not None or output_format != "numpy" or set_:
+                raise ValueError(f"--split, --format and --set apply to a run directory; {source} is not one "
+                                 "(no config.yaml)")
+            directory = _embed_corpus(source, out, run=run, model=model, pooling=pooling, max_length=max_length,
+                                      batch_size=64 if batch_size is None else batch_size, overwrite=overwrite)
     except USER_ERRORS as error:
         _fail(error)
         return
     typer.echo(str(directory))
 
 
+def _embed_corpus(corpus: str, out: Path, *, run: Optional[Path], model: Optional[str], pooling: str,
+                  max_length: int, batch_size: int, overwrite: bool) -> Path:
+    """The corpus form of ``embed`` (text only), unchanged since before runs could be embedded."""
+    from contrastkit.train.embed import embed_corpus, load_text_encoder
+
+    if corpus.startswith("data:"):
+        from contrastkit.data import load_dataset
+
+        task = load_dataset(corpus[len("data:"):]).test
+        documents = getattr(task, "corpus", None)
+        if documents is None:
+            raise ValueError(f"{corpus}: expected a text dataset with a retrieval corpus")
+    else:
+        from contrastkit.data.corpus import read_corpus
+
+        documents = read_corpus(corpus)
+    options = None if run is not None else {"pooling": pooling, "max_length": max_length}
+    encoder, source = load_text_encoder(run_dir=run, model=model, options=options)
+    source["corpus"] = corpus
+    return embed_corpus(documents, out, encoder, source, batch_size=batch_size, overwrite=overwrite)
+
+
 @app.command("search")
 def search(
-    directory: Path = typer.Argument(..., help="An embedding folder written by `contrastkit embed`."),
-    queries: list[str] = typer.Argument(..., help="One or more query texts."),
+    directory: Path = typer.Argument(..., help="An embedding folder written by `contrastkit embed` "
+                                     "(or one table's sub-folder)."),
+    queries: Optional[list[str]] = typer.Argument(None, help="Query texts (for folders whose encoder encodes text)."),
+    row_id: Optional[str] = typer.Option(None, "--id", help="Instead of texts: the neighbours of this stored row."),
+    table: Optional[str] = typer.Option(None, "--table", help="The table to search in a folder of several "
+                                        "(default: the first, e.g. corpus, images, users)."),
+    from_table: Optional[str] = typer.Option(None, "--from", help="With --id: the table holding that row "
+                                             "(default: --table), e.g. --table items --from users."),
     k: int = typer.Option(10, "-k", help="Hits per query."),
     index: str = typer.Option("flat", "--index", help="faiss index: flat (exact), hnsw or ivf (approximate)."),
     width: int = typer.Option(100, "--width", help="Characters of each hit's text to show (0: none)."),
 ) -> None:
-    """Answer queries from an embedding folder (faiss), encoding them with the folder's encoder."""
-    from contrastkit.train.embed import search as search_folder
+    """Nearest rows of an embedding folder (faiss): for query texts, or for a stored row (--id).
+
+    Each hit prints its rank, score (cosine, or the dot product for recommendation), id,
+    label in brackets where the rows have labels, and text where they are texts.
+    """
+    from contrastkit.train.embed_run import search_folder
 
     try:
-        results = search_folder(directory, list(queries), k=k, kind=index)
+        results = search_folder(directory, list(queries or []), row_id=row_id, table=table, from_table=from_table,
+                                k=k, kind=index)
     except USER_ERRORS as error:
         _fail(error)
         return
-    for query, hits in zip(queries, results):
-        typer.echo(f"query: {query}")
-        for rank, (doc_id, score, text) in enumerate(hits, start=1):
+    for asked, hits in results:
+        typer.echo(f"query: {asked}")
+        for rank, (hit_id, score, label, text) in enumerate(hits, start=1):
             snippet = " ".join(text.split())[:width] if width > 0 else ""
-            typer.echo(f"  {rank:>3}  {score:.4f}  {doc_id}" + (f"  {snippet}" if snippet else ""))
+            typer.echo(f"  {rank:>3}  {score:.4f}  {hit_id}" + (f"  [{label}]" if label is not None else "")
+                       + (f"  {snippet}" if snippet else ""))
 
 
 data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,

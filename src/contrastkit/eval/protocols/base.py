@@ -8,6 +8,13 @@ run). It also says which result columns a table shows, what it evaluated on, and
 line describing how. The trainer and ``train/run.py`` talk to protocols through this
 interface only; a modality (:mod:`contrastkit.modalities`) names its protocol.
 
+A protocol also exports what it embeds (:meth:`EvaluationProtocol.embed`, behind
+``contrastkit embed RUN_DIR``): one :class:`EmbeddingTable` per kind of row (samples,
+nodes, graphs, users and items, a corpus and its queries, images and captions), computed
+by the same code its scores use, so an exported row equals the row it evaluated. A
+protocol whose encoder maps text into the table's space also encodes text queries
+(:meth:`EvaluationProtocol.encode_queries`, behind ``contrastkit search``).
+
 Settings: each protocol declares a dataclass of the ``eval:`` keys it reads
 (:attr:`EvaluationProtocol.settings_type`); :func:`settings_from` builds it from a
 recipe's ``eval`` section and rejects a key the protocol does not read.
@@ -16,16 +23,30 @@ recipe's ``eval`` section and rejects a key the protocol does not read.
 from __future__ import annotations
 
 import dataclasses
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import torch
 
 from contrastkit.data.registry import DatasetSplits
 
-__all__ = ["EvaluationProtocol", "Model", "ProtocolSettings", "evaluation_mode", "settings_from"]
+__all__ = [
+    "EMBED_SPLITS", "EmbeddingTable", "EvaluationProtocol", "Model", "ProtocolSettings", "check_split",
+    "evaluation_mode", "merge_splits", "settings_from", "split_parts",
+]
+
+#: What ``embed`` can export: the training rows, the test rows, or both.
+EMBED_SPLITS = ("train", "test", "all")
+
+#: How rows of a table compare: cosine similarity, or the raw dot product (recommendation scores).
+TABLE_METRICS = ("cosine", "dot")
+
+# A table's name becomes a folder name and a TensorBoard tensor name: keep it plain.
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 class Model(Protocol):
@@ -49,6 +70,132 @@ def evaluation_mode(model: Model) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+def check_split(split: str) -> str:
+    """``split`` when it is one of :data:`EMBED_SPLITS`; else a ``ValueError`` naming them."""
+    if split not in EMBED_SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(EMBED_SPLITS)}, got {split!r}")
+    return split
+
+
+def split_parts(split: str) -> list[str]:
+    """The splits ``split`` covers: ``["train", "test"]`` for ``"all"``, else ``[split]``."""
+    return ["train", "test"] if check_split(split) == "all" else [split]
+
+
+@dataclasses.dataclass
+class EmbeddingTable:
+    """One exported table of embeddings: a row per sample, node, graph, user, item, document ...
+
+    Args:
+        name: what the rows are (``"samples"``, ``"nodes"``, ``"users"``, ``"corpus"``); a plain
+            name (letters, digits, ``-``, ``_``), used as a folder name.
+        features: ``[N, D]`` embeddings (a tensor or an array; stored as float32 numpy).
+        ids: ``N`` unique row ids (ints, e.g. row numbers, or strings, e.g. document ids).
+        labels: optional integer labels ``[N]``.
+        texts: optional text of each row (documents, captions), shown by ``search``.
+        class_names: optional name of each label value.
+        metric: how rows compare: ``"cosine"`` or ``"dot"`` (the protocol's own score).
+        text_queries: whether :meth:`EvaluationProtocol.encode_queries` maps text into this
+            table's space (so ``search`` can answer text queries).
+
+    Raises:
+        ValueError: for a bad name or metric, features that are not a finite ``[N, D]`` matrix
+            with ``N >= 1``, or ids, labels or texts that do not match the rows.
+    """
+
+    name: str
+    features: Any
+    ids: list[Any]
+    labels: Any = None
+    texts: list[str] | None = None
+    class_names: list[str] | None = None
+    metric: str = "cosine"
+    text_queries: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _TABLE_NAME.match(self.name):
+            raise ValueError(f"EmbeddingTable: expected a plain name (letters, digits, - and _), got {self.name!r}")
+        if self.metric not in TABLE_METRICS:
+            raise ValueError(f"EmbeddingTable {self.name}: metric must be one of {TABLE_METRICS}, got {self.metric!r}")
+        features = self.features
+        if isinstance(features, torch.Tensor):
+            features = features.detach().float().cpu().numpy()
+        features = np.ascontiguousarray(np.asarray(features, dtype=np.float32))
+        if features.ndim != 2 or features.shape[0] == 0:
+            raise ValueError(f"EmbeddingTable {self.name}: expected features [N, D] with N >= 1, "
+                             f"got shape {features.shape}")
+        if not np.isfinite(features).all():
+            row = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
+            raise ValueError(f"EmbeddingTable {self.name}: non-finite features (NaN/inf), first at row {row}")
+        count = features.shape[0]
+        ids = [int(i) if isinstance(i, (int, np.integer)) and not isinstance(i, bool) else i for i in self.ids]
+        if len(ids) != count or not all(isinstance(i, (int, str)) and not isinstance(i, bool) for i in ids):
+            raise ValueError(f"EmbeddingTable {self.name}: expected {count} ids (ints or strings), got {len(ids)}")
+        if len(set(map(str, ids))) != count:
+            raise ValueError(f"EmbeddingTable {self.name}: ids must be unique (as text), got duplicates")
+        labels = self.labels
+        if labels is not None:
+            if isinstance(labels, torch.Tensor):
+                labels = labels.detach().cpu().numpy()
+            labels = np.asarray(labels)
+            if labels.shape != (count,) or not np.issubdtype(labels.dtype, np.integer):
+                raise ValueError(f"EmbeddingTable {self.name}: expected integer labels [{count}], "
+                                 f"got {labels.dtype} {labels.shape}")
+            labels = labels.astype(np.int64)
+        if self.texts is not None and len(self.texts) != count:
+            raise ValueError(f"EmbeddingTable {self.name}: expected {count} texts, got {len(self.texts)}")
+        self.features, self.ids, self.labels = features, ids, labels
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """The embedding dimension ``D``."""
+        return int(self.features.shape[1])
+
+
+def merge_splits(per_split: Mapping[str, Sequence[EmbeddingTable]]) -> list[EmbeddingTable]:
+    """The tables of several splits as one list: same-named tables are stacked in split order.
+
+    Row ids of different splits may collide (row 0 of train, row 0 of test), so with more
+    than one split each id becomes ``"SPLIT/ID"``. Where the splits name their classes
+    differently (image-text data: unseen test names), the later split's labels are offset
+    and its class names appended, so that every label still names its class.
+    """
+    if len(per_split) == 1:
+        return list(next(iter(per_split.values())))
+    merged: dict[str, list[tuple[str, EmbeddingTable]]] = {}
+    for split, tables in per_split.items():
+        for table in tables:
+            merged.setdefault(table.name, []).append((split, table))
+    out = []
+    for name, parts in merged.items():
+        first = parts[0][1]
+        labelled = all(table.labels is not None for _, table in parts)
+        named = all(table.class_names is not None for _, table in parts)
+        same_names = named and all(table.class_names == first.class_names for _, table in parts)
+        labels, class_names, offset = [], [] if named else None, 0
+        for _, table in parts:
+            if labelled:
+                labels.append(table.labels + (0 if same_names or not named else offset))
+            if named and not same_names:
+                assert class_names is not None and table.class_names is not None
+                class_names += table.class_names
+                offset += len(table.class_names)
+        texts = None
+        if all(table.texts is not None for _, table in parts):
+            texts = [text for _, table in parts for text in table.texts or []]
+        out.append(EmbeddingTable(
+            name, np.concatenate([table.features for _, table in parts]),
+            [f"{split}/{row_id}" for split, table in parts for row_id in table.ids],
+            labels=np.concatenate(labels) if labelled else None, texts=texts,
+            class_names=first.class_names if same_names else class_names,
+            metric=first.metric, text_queries=first.text_queries,
+        ))  # fmt: skip
+    return out
 
 
 @dataclasses.dataclass
@@ -99,6 +246,22 @@ class EvaluationProtocol(ABC):
     def plot_labels(self) -> torch.Tensor | None:
         """Labels of the rows :meth:`final` returns features for (to colour a 2-D plot); default none."""
         return None
+
+    def embed(self, model: Model, split: str) -> list[EmbeddingTable]:
+        """The embeddings of ``split`` (``"train"``, ``"test"`` or ``"all"``), one table per kind of row.
+
+        Computed with the same feature code as :meth:`final`, over the whole split (no
+        evaluation sub-sample); long extractions show a bar on a terminal, as evaluation
+        does. A protocol that does not implement it raises ``ValueError``.
+        """
+        raise ValueError(f"the {type(self).__name__} evaluation does not export embeddings")
+
+    def encode_queries(self, model: Model, texts: list[str]) -> torch.Tensor:
+        """Text queries embedded into the space of the tables :meth:`embed` marks ``text_queries``.
+
+        Default: a ``ValueError`` (the data's encoder does not encode text).
+        """
+        raise ValueError(f"dataset {self.splits.name!r}: this run's model does not encode text queries")
 
     def __call__(self, model: Model) -> dict[str, float]:
         """The trainer's periodic evaluation hook: :meth:`periodic`."""

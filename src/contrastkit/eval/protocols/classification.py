@@ -5,7 +5,8 @@ labels): the (sub-sampled) train and test splits are embedded without augmentati
 weighted kNN (InstDisc's protocol) and a linear probe score the features, and the
 RBF-SVM probe (TS2Vec's protocol) where enabled. The final scores add alignment and
 uniformity of two augmented views of test rows. Baselines from the same run: the raw
-inputs as features, and the untrained encoder.
+inputs as features, and the untrained encoder. ``embed`` exports the same backbone
+features of every row of a split (table ``samples``: row numbers as ids, the labels).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from contrastkit.data.arrays import ArrayDataset
 from contrastkit.data.registry import DatasetSplits
 from contrastkit.eval.features import extract_features
 from contrastkit.eval.geometry import alignment_uniformity
-from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
+from contrastkit.eval.protocols.base import (
+    EmbeddingTable,
+    EvaluationProtocol,
+    Model,
+    ProtocolSettings,
+    evaluation_mode,
+    merge_splits,
+    split_parts,
+)
 from contrastkit.eval.report import evaluate_representation
 from contrastkit.eval.svm import svm_probe
 from contrastkit.utils.schema import bounded
@@ -72,12 +81,24 @@ class ClassificationProtocol(EvaluationProtocol):
         if self.train.labels is None or self.test.labels is None:
             raise ValueError(f"dataset {splits.name!r} has no labels: kNN and linear-probe evaluation need them")
 
-    def features(self, model: Model) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backbone features of the train and test rows (eval mode, no augmentation)."""
+    def features_of(self, model: Model, dataset: ArrayDataset) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Backbone features and labels of every row of ``dataset`` (eval mode, no augmentation)."""
         with evaluation_mode(model):
-            train, _ = extract_features(model.embed, self.train, self.settings.batch_size, self.device)
-            test, _ = extract_features(model.embed, self.test, self.settings.batch_size, self.device)
-        return train, test
+            return extract_features(model.embed, dataset, self.settings.batch_size, self.device)
+
+    def features(self, model: Model) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backbone features of the (sub-sampled) train and test rows."""
+        return self.features_of(model, self.train)[0], self.features_of(model, self.test)[0]
+
+    def embed(self, model: Model, split: str) -> list[EmbeddingTable]:
+        """Table ``samples``: the backbone features of every row of the split (not the evaluation sub-sample)."""
+        datasets = {"train": self.splits.train, "test": self.splits.test}
+        tables = {}
+        for part in split_parts(split):
+            features, labels = self.features_of(model, datasets[part])
+            tables[part] = [EmbeddingTable("samples", features, list(range(len(features))), labels=labels,
+                                           class_names=self.splits.class_names)]
+        return merge_splits(tables)
 
     def score(self, train_features: torch.Tensor, test_features: torch.Tensor, linear: bool | None = None) -> dict:
         """kNN, linear probe (unless ``linear=False``: periodic evaluation) and, where enabled, the SVM probe."""

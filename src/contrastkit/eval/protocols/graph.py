@@ -8,6 +8,9 @@ Baselines from the same run: the raw node features, and the untrained encoder.
 
 Graph level (:class:`GraphSetProtocol`, a set of small graphs): pooled graph embeddings of the
 train and test graphs, scored by the weighted kNN and the linear probe like image features.
+
+``embed`` exports the same features: table ``nodes`` (node index as id; the probe's node split
+picks the rows of ``train`` and ``test``) or table ``graphs`` (row numbers of the split).
 """
 
 from __future__ import annotations
@@ -22,7 +25,16 @@ from contrastkit.data.graph import GraphTask
 from contrastkit.data.registry import DatasetSplits
 from contrastkit.eval.features import extract_features
 from contrastkit.eval.graph import link_prediction, node_classification
-from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
+from contrastkit.eval.protocols.base import (
+    EmbeddingTable,
+    EvaluationProtocol,
+    Model,
+    ProtocolSettings,
+    check_split,
+    evaluation_mode,
+    merge_splits,
+    split_parts,
+)
 from contrastkit.eval.report import evaluate_representation
 from contrastkit.utils.schema import bounded
 
@@ -110,6 +122,28 @@ class NodeGraphProtocol(EvaluationProtocol):
         test_rows = self.task.test_idx if self.task.test_idx.numel() else torch.arange(embeddings.shape[0])
         return scores, embeddings[test_rows]
 
+    def embed(self, method: Model, split: str) -> list[EmbeddingTable]:
+        """Table ``nodes``: the full-graph node embeddings of the split's nodes (``all``: every node).
+
+        ``test`` is the probe's test nodes (every node for an unlabelled graph, as :meth:`final`
+        plots), ``train`` its training nodes; ids are node indices, labels the node classes.
+        """
+        split = check_split(split)
+        embeddings = self.features(method)
+        every_node = torch.arange(embeddings.shape[0])
+        if split == "all":
+            rows = every_node
+        elif split == "test":
+            rows = self.task.test_idx if self.task.test_idx.numel() else every_node
+        else:
+            rows = self.task.train_idx
+            if not rows.numel():
+                raise ValueError(f"dataset {self.splits.name!r} has no labelled node split (no training nodes); "
+                                 "export split 'all' (every node) or 'test'")
+        labels = self.task.labels
+        return [EmbeddingTable("nodes", embeddings[rows], rows.tolist(),
+                               labels=None if labels is None else labels[rows], class_names=self.splits.class_names)]
+
     def baselines(self, method: Model) -> dict[str, dict[str, float]]:
         """The raw node features and the untrained encoder, scored the same way."""
         return {"raw_features": self.score(self.task.graph.x.float()), "random_init": self.score(self.features(method))}
@@ -155,6 +189,16 @@ class GraphSetProtocol(EvaluationProtocol):
         return evaluate_representation(train, train_labels, test, test_labels, knn_k=min(self.settings.knn_k, len(train)),
                                        knn_temperature=self.settings.knn_temperature, linear=linear,
                                        num_classes=self.num_classes)
+
+    def embed(self, method: Model, split: str) -> list[EmbeddingTable]:
+        """Table ``graphs``: the pooled embeddings and labels of the split's graphs (ids: row numbers)."""
+        datasets = {"train": self.train, "test": self.test}
+        tables = {}
+        for part in split_parts(split):
+            features, labels = self._embed(method, datasets[part])
+            tables[part] = [EmbeddingTable("graphs", features, list(range(len(features))), labels=labels,
+                                           class_names=self.splits.class_names)]
+        return merge_splits(tables)
 
     def periodic(self, method: Model) -> dict[str, float]:
         train, train_labels = self._embed(method, self.train)

@@ -7,6 +7,10 @@ captions) and zero-shot top-1 over the test class names with prompt templates (m
 normalised template embeddings, renormalised), each with a 95 % bootstrap interval over
 queries. Baselines from the same run: random embeddings (chance) and the untrained model
 (the towers as built: a pretrained tower without any alignment training, or a random one).
+
+``embed`` exports the same embeddings: tables ``images`` (row numbers as ids, the item labels)
+and ``captions`` (ids ``ROW/K``: caption ``K`` of image ``ROW``); text queries are encoded like
+the captions, into the shared space.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from contrastkit.eval.cross_modal import (
     zero_shot_classifier,
     zero_shot_top1,
 )
-from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
+from contrastkit.eval.protocols.base import (
+    EmbeddingTable,
+    EvaluationProtocol,
+    Model,
+    ProtocolSettings,
+    evaluation_mode,
+    merge_splits,
+    split_parts,
+)
 from contrastkit.utils.schema import bounded
 
 __all__ = ["ImageTextProtocol", "ImageTextSettings"]
@@ -62,18 +74,55 @@ class ImageTextProtocol(EvaluationProtocol):
         self.owner = torch.tensor([row for row, texts in enumerate(test.captions) for _ in texts])
 
     @torch.no_grad()
-    def _embed(self, model: Model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _encode_images(self, model: Model, images: torch.Tensor) -> torch.Tensor:
+        """Image embeddings ``[N, D]``, ``batch_size`` images per pass (call in eval mode)."""
         device = self.device or torch.device("cpu")
+        return torch.cat([model.encode_images(images[start:start + self.settings.batch_size].to(device)).float().cpu()
+                          for start in range(0, images.shape[0], self.settings.batch_size)])
+
+    @torch.no_grad()
+    def _encode_texts(self, model: Model, texts: list[str]) -> torch.Tensor:
+        """Caption (or prompt, or query) embeddings ``[N, D]``, 256 texts per pass (call in eval mode)."""
+        return torch.cat([model.encode_texts(texts[start:start + 256]).float().cpu()
+                          for start in range(0, len(texts), 256)])
+
+    def _embed(self, model: Model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with evaluation_mode(model):
-            images = torch.cat([model.encode_images(self.test.images[start:start + self.settings.batch_size]
-                                                    .to(device)).float().cpu()
-                                for start in range(0, len(self.test), self.settings.batch_size)])
-            texts = torch.cat([model.encode_texts(self.texts[start:start + 256]).float().cpu()
-                               for start in range(0, len(self.texts), 256)])
-            classifier = zero_shot_classifier(lambda prompts: torch.cat(
-                [model.encode_texts(prompts[start:start + 256]).float().cpu() for start in range(0, len(prompts), 256)]),
-                self.test.class_names, self.settings.templates)
+            images = self._encode_images(model, self.test.images)
+            texts = self._encode_texts(model, self.texts)
+            classifier = zero_shot_classifier(lambda prompts: self._encode_texts(model, prompts),
+                                              self.test.class_names, self.settings.templates)
         return images, texts, classifier
+
+    def embed(self, model: Model, split: str) -> list[EmbeddingTable]:  # type: ignore[override]
+        """Tables ``images`` and ``captions`` of the split's image–caption pairs (every caption of every image)."""
+        datasets = {"train": self.splits.train, "test": self.test}
+        tables = {}
+        for part in split_parts(split):
+            dataset = datasets[part]
+            if not hasattr(dataset, "captions") or not hasattr(dataset, "images"):
+                raise ValueError(f"dataset {self.splits.name!r}: its {part} split holds no image-caption pairs")
+            captions = [(row, number, text) for row, texts in enumerate(dataset.captions)
+                        for number, text in enumerate(texts)]
+            owners = torch.tensor([row for row, _, _ in captions])
+            with evaluation_mode(model):
+                images = self._encode_images(model, dataset.images)
+                texts = self._encode_texts(model, [text for _, _, text in captions])
+            class_names = list(dataset.class_names)
+            tables[part] = [
+                EmbeddingTable("images", images, list(range(len(dataset))), labels=dataset.labels,
+                               texts=["; ".join(texts) for texts in dataset.captions], class_names=class_names,
+                               text_queries=True),
+                EmbeddingTable("captions", texts, [f"{row}/{number}" for row, number, _ in captions],
+                               labels=dataset.labels[owners], texts=[text for _, _, text in captions],
+                               class_names=class_names, text_queries=True),
+            ]
+        return merge_splits(tables)
+
+    def encode_queries(self, model: Model, texts: list[str]) -> torch.Tensor:
+        """Text queries encoded like the captions (into the space both towers share)."""
+        with evaluation_mode(model):
+            return self._encode_texts(model, list(texts))
 
     def score_embeddings(self, images: torch.Tensor, texts: torch.Tensor, classifier: torch.Tensor) -> dict[str, float]:
         """The protocol's scores from embeddings (normalised here)."""

@@ -6,6 +6,8 @@ embeddings, training items removed; Recall@20 and NDCG@20 are averaged over the 
 Periodic evaluation during training scores a seeded sample of the validation users
 (the test users when the dataset has no validation split, as LightGCL's script does).
 Baselines, measured in the same run: most-popular items and the untrained model.
+``embed`` exports the ranking embeddings themselves: tables ``users`` and ``items``, compared
+by the dot product (the ranking score).
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import torch
 
 from contrastkit.data.interactions import InteractionData
 from contrastkit.data.registry import DatasetSplits
-from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings, evaluation_mode
+from contrastkit.eval.protocols.base import (
+    EmbeddingTable,
+    EvaluationProtocol,
+    Model,
+    ProtocolSettings,
+    check_split,
+    evaluation_mode,
+)
 from contrastkit.eval.recommendation import popularity_scores, recall_ndcg_at_k
 from contrastkit.utils.schema import bounded
 
@@ -76,7 +85,8 @@ class RankingProtocol(EvaluationProtocol):
                  seed: int) -> None:
         super().__init__(splits, settings, torch.device(device if device is not None else "cpu"), seed)
         self.k = TOP_K
-        self.test = _data_or_error(splits.test, "test", splits.name).subset_users(settings.test_subset, seed=seed)
+        self.data = _data_or_error(splits.test, "test", splits.name)
+        self.test = self.data.subset_users(settings.test_subset, seed=seed)
         validation = splits.validation if splits.validation is not None else splits.test
         self.validation = _data_or_error(validation, "validation", splits.name).subset_users(
             settings.validation_queries, seed=seed + 1
@@ -108,6 +118,24 @@ class RankingProtocol(EvaluationProtocol):
     def final(self, method: RecommendationModel) -> tuple[dict[str, float], None]:  # type: ignore[override]
         """The end-of-run scores on the test users (no features to plot)."""
         return self.score(method), None
+
+    def embed(self, method: RecommendationModel, split: str) -> list[EmbeddingTable]:  # type: ignore[override]
+        """Tables ``users`` (the split's users) and ``items`` (every item), as the ranking scores them.
+
+        ``test``: the users with test items (all of them, not the evaluation sample); ``train``:
+        the users with training items; ``all``: every user. Ids are the users' and items' names
+        where the data has them, else their indices.
+        """
+        split = check_split(split)
+        with evaluation_mode(method), torch.no_grad():
+            users, items = method.user_item_embeddings()
+        data = self.data
+        rows = {"test": data.test_users, "train": torch.unique(data.train_pairs[0]),
+                "all": torch.arange(data.num_users)}[split]
+        user_ids = [data.user_names[row] for row in rows.tolist()] if data.user_names else rows.tolist()
+        item_ids = list(data.item_names) if data.item_names else list(range(data.num_items))
+        return [EmbeddingTable("users", users.detach()[rows.to(users.device)], user_ids, metric="dot"),
+                EmbeddingTable("items", items.detach(), item_ids, metric="dot")]
 
     def popularity(self) -> dict[str, float]:
         """The most-popular baseline: every user gets the items ranked by training interactions."""

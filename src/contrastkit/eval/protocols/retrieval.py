@@ -5,20 +5,31 @@ the queries of the test task rank the whole corpus by cosine similarity, every q
 the qrels counts. Periodic evaluation during training uses the fast torch path
 (``eval.retrieval.ranking_metrics``) on a sample of the validation queries. Baselines,
 measured in the same run: BM25 (``bm25s``) and the encoder before training (zero-shot).
+
+``embed`` exports the same encodings: tables ``corpus`` (the documents, by id, with their
+texts) and ``queries`` (encoded as queries); text queries are encoded into that space too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Any, Protocol
 
 import torch
 
 from contrastkit.data.registry import DatasetSplits
-from contrastkit.data.text import RetrievalTask
+from contrastkit.data.text import RetrievalTask, TextPairDataset
 from contrastkit.eval.bm25 import bm25_run
-from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolSettings
+from contrastkit.eval.protocols.base import (
+    EmbeddingTable,
+    EvaluationProtocol,
+    Model,
+    ProtocolSettings,
+    merge_splits,
+    split_parts,
+)
 from contrastkit.eval.retrieval import dense_run, evaluate_run, ranking_metrics
 from contrastkit.utils.schema import bounded
 
@@ -87,12 +98,54 @@ class RetrievalProtocol(EvaluationProtocol):
         # The deepest cutoff any metric needs (trec_eval's default depth is 1000 like BEIR's runs).
         self.depth = max([1000] + [int(name.split("@")[1]) for name in self.metrics if "@" in name])
 
+    def _encode(self, method: TextModel, texts: list[str], *, query: bool = False, progress: bool = False) -> torch.Tensor:
+        """Documents (or queries, ``query=True``) as the protocol scores them.
+
+        ``progress`` is passed only when set: the contrastkit text methods take it, a model that
+        merely satisfies :class:`TextModel` need not.
+        """
+        extra = {"progress": True} if progress else {}
+        return method.encode_texts(texts, query=query, batch_size=self.settings.encode_batch_size, **extra)
+
     def _embed(self, method: TextModel, task: RetrievalTask) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
         doc_ids, query_ids = list(task.corpus), list(task.qrels)
-        batch = self.settings.encode_batch_size
-        documents = method.encode_texts([task.corpus[i] for i in doc_ids], batch_size=batch)
-        queries = method.encode_texts([task.queries[i] for i in query_ids], query=True, batch_size=batch)
+        documents = self._encode(method, [task.corpus[i] for i in doc_ids])
+        queries = self._encode(method, [task.queries[i] for i in query_ids], query=True)
         return queries, documents, query_ids, doc_ids
+
+    def embed(self, method: TextModel, split: str) -> list[EmbeddingTable]:  # type: ignore[override]
+        """Tables ``corpus`` and ``queries`` of the split.
+
+        ``test``: the test task's whole corpus (document ids) and all its queries (query ids);
+        ``train``: the training pairs, row ``i`` of ``corpus`` (the positive) paired with row
+        ``i`` of ``queries`` (ids: row numbers, with the pairs' labels where they have some).
+        """
+        # Encoding a corpus can take minutes: a bar on a terminal, nothing in logs (as evaluation).
+        progress = sys.stderr.isatty()
+        tables = {}
+        for part in split_parts(split):
+            if part == "test":
+                task = _task_or_error(self.splits.test, "test", self.splits.name)
+                doc_ids, query_ids = list(task.corpus), list(task.queries)
+                documents, questions, labels = [task.corpus[i] for i in doc_ids], [task.queries[i] for i in query_ids], None
+            else:
+                pairs = self.splits.train
+                if not isinstance(pairs, TextPairDataset):
+                    raise ValueError(f"dataset {self.splits.name!r} has no training pairs to export; "
+                                     "export split 'test'")
+                doc_ids = query_ids = list(range(len(pairs)))
+                documents, questions, labels = pairs.positives, pairs.queries, pairs.labels
+            tables[part] = [
+                EmbeddingTable("corpus", self._encode(method, documents, progress=progress), doc_ids, labels=labels,
+                               texts=documents, text_queries=True),
+                EmbeddingTable("queries", self._encode(method, questions, query=True, progress=progress), query_ids,
+                               labels=labels, texts=questions, text_queries=True),
+            ]
+        return merge_splits(tables)
+
+    def encode_queries(self, model: TextModel, texts: list[str]) -> torch.Tensor:  # type: ignore[override]
+        """Text queries encoded as the protocol encodes its queries (``query=True``)."""
+        return self._encode(model, list(texts), query=True)
 
     def score(self, method: TextModel, task: RetrievalTask | None = None) -> dict[str, float]:
         """trec_eval metrics of dense retrieval on ``task`` (default: the test task)."""
