@@ -392,10 +392,11 @@ class Trainer:
             if self._sigterm.is_set():  # it came during the last step: training is done, evaluation is not
                 raise Preempted(self.step, self.run_dir)
         except KeyboardInterrupt:
-            print(
-                f"\ninterrupted at step {self.step}; continue with: contrastkit train --resume {self.run_dir}",
-                file=sys.stderr,
-            )
+            if self.checkpoint_dir.exists() and latest_checkpoint(self.checkpoint_dir) is not None:
+                hint = f"continue with: contrastkit train --resume {self.run_dir}"
+            else:  # the run folder goes with the run (nothing to resume from)
+                hint = "no checkpoint had been written yet (set train.checkpoint_every to keep progress)"
+            print(f"\ninterrupted at step {self.step}; {hint}", file=sys.stderr)
             raise
         finally:
             restore_sigterm()
