@@ -268,7 +268,9 @@ def test_eval_of_a_run_with_other_eval_settings(run_copy):
     assert "random_init" in metrics["baselines"]  # measured again with the same settings
     assert yaml.safe_load((run_copy / "config.yaml").read_text())["eval"]["knn_k"] != 5  # the run's own stay
     line = _error_line(runner.invoke(app, ["eval", str(run_copy), "--set", "train.steps=3"]))
-    assert "eval RUN_DIR --set train.steps: only eval.* can change" in line
+    assert "eval RUN_DIR --set train.steps: only eval.*, train.device can change" in line
+    result = runner.invoke(app, ["eval", str(run_copy), "--set", "train.device=cpu"])  # e.g. a GPU run on a laptop
+    assert result.exit_code == 0, (result.output, result.exception)
     line = _error_line(runner.invoke(app, ["eval", str(run_copy), "--set", "eval.knn_k=0"]))
     assert "eval.knn_k: expected a value ≥ 1, got 0" in line
 

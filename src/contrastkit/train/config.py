@@ -250,6 +250,8 @@ def resolved(config: dict[str, Any]) -> dict[str, Any]:
 
 
 #: ``train`` keys ``--resume --set`` may change: how long and how the run continues, never what it trains.
+#: ``eval RUN_DIR`` and ``embed RUN_DIR`` take ``eval.*`` and ``train.device`` (a run trained on a GPU
+#: evaluated on a machine without one: ``--set train.device=cpu``).
 RESUMABLE_TRAIN_KEYS = ("steps", "epochs", "checkpoint_every", "eval_every", "log_every", "keep_last", "device",
                         "progress", "tensorboard")
 

@@ -72,7 +72,7 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None, *, checkpo
         FileNotFoundError: not a run directory, or it has no checkpoint (or not the one named).
     """
     run_dir = Path(run_dir)
-    config = resolved(load_run_config(run_dir, overrides, allowed=("eval",), command=command))
+    config = resolved(load_run_config(run_dir, overrides, allowed=("eval", "train.device"), command=command))
     if checkpoint is None:
         checkpoint = resolve_checkpoint(run_dir / "checkpoints")
         if checkpoint is None:

@@ -337,7 +337,7 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, *, ver
     (``eval_settings``); ``config.yaml`` keeps the run's own.
     """
     run_dir = Path(run_dir)
-    config = resolved(load_run_config(run_dir, overrides, allowed=("eval",), command="eval RUN_DIR"))
+    config = resolved(load_run_config(run_dir, overrides, allowed=("eval", "train.device"), command="eval RUN_DIR"))
     checkpoint = resolve_checkpoint(run_dir / "checkpoints")
     if checkpoint is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint (expected {run_dir}/checkpoints/latest.json)")
@@ -346,7 +346,8 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, *, ver
     device = resolve_device(config["train"]["device"])
     evaluator = build_protocol(config, splits, device, int(config["seed"]))
     fresh_baselines = None
-    if overrides and eval_config(config).baselines:  # the untrained model, as the run measured them
+    settings_changed = any(text.strip().startswith("eval.") for text in overrides or [])
+    if settings_changed and eval_config(config).baselines:  # the untrained model, as the run measured them
         method.to(device)
         fresh_baselines = evaluator.baselines(method)
     state = load_checkpoint(checkpoint, method, restore_rng=False)
