@@ -41,6 +41,8 @@ XOR_RESULTS = ROOT / "benchmarks" / "results" / "symile_xor.md"
 ROWS: dict[str, tuple[str, list[str]]] = {
     "clip": ("CLIP (small ResNet from scratch + locked MiniLM)", []),
     "siglip": ("SigLIP (same towers; t'=log 10, b=-10)", ["method=siglip"]),
+    # b0 = log(1/B): the prior of one positive per row, a check of whether the init explains SigLIP's gap
+    "siglip-log-bias": ("SigLIP, bias initialised at log(1/B)", ["method=siglip", "method.bias_init=log_inverse_batch"]),
     "multi-positive": ("multi-positive CLIP (every alias a positive)", ["method.multi_positive=true"]),
     "lit": ("LiT (locked ImageNet EfficientNet-Lite0 + locked MiniLM, heads only)",
             ["method=lit", "encoder.image_tower=efficientnet-lite0", "views=none"]),
