@@ -85,7 +85,7 @@ def test_an_undeclared_parameter_is_checked_by_its_default_type():
 
     parameters, _ = callable_parameters(factory)
     assert check_section("encoder", {"name": 3}, parameters) == {"name": 3}  # a None default says nothing
-    with pytest.raises(ConfigError, match="encoder.width: expected an integer, got 'wide'"):
+    with pytest.raises(ConfigError, match="encoder.width: expected an integer or a finite number, got .wide."):
         check_section("encoder", {"width": "wide"}, parameters)
 
 

@@ -172,7 +172,10 @@ def check_value(key: str, value: Any, parameter: Parameter | Any) -> Any:
         parameter = Parameter(annotation=parameter)
     annotation = parameter.annotation
     if annotation is Any and parameter.default not in (inspect.Parameter.empty, None):
-        annotation = type(parameter.default)  # an undeclared parameter: its default's type
+        # an undeclared parameter: its default's type (an int default may well take a float)
+        annotation = type(parameter.default)
+        if annotation is int:
+            annotation = int | float
     ok, coerced = _coerce(value, annotation)
     if not ok:
         raise ConfigError(f"{key}: expected {_describe(annotation)}, got {value!r}")
