@@ -75,6 +75,55 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
+def _series(records: Sequence[Mapping[str, Any]], keys: Sequence[str], x_key: str) -> dict[str, list[tuple[float, float]]]:
+    """``{key: [(x, y), ...]}`` of the numeric values of each key (records without one are skipped)."""
+    series = {}
+    for key in keys:
+        points = [(float(record[x_key]) if _is_number(record.get(x_key)) else float(position), float(record[key]))
+                  for position, record in enumerate(records) if _is_number(record.get(key))]  # fmt: skip
+        if points:
+            series[key] = points
+    return series
+
+
+def plot_curve_panels(
+    metrics: str | Path | Iterable[Mapping[str, Any]],
+    out_png: str | Path,
+    *,
+    keys: Sequence[str] | None = None,
+    x_key: str = "step",
+    title: str | None = None,
+) -> Path | None:
+    """One panel per metric against the step (scales differ: loss, learning rate, eval scores).
+
+    Args:
+        metrics: a JSON-lines file or the records themselves.
+        out_png: the PNG to write.
+        keys: the metrics; default ``loss``, ``lr`` and every ``eval/*`` key.
+        x_key: the x-axis key.
+        title: the figure's title.
+
+    Returns:
+        The path written, or ``None`` when there is nothing to plot.
+    """
+    records = _read_metrics(metrics)
+    if keys is None:
+        keys = ["loss", "lr"] + sorted({key for record in records for key in record if key.startswith("eval/")})
+    series = _series(records, keys, x_key)
+    if not series:
+        return None
+    figure = _new_figure(4.0 * len(series), 3.2)
+    for position, (key, points) in enumerate(series.items(), start=1):
+        axes = figure.add_subplot(1, len(series), position)
+        xs, ys = zip(*points)
+        axes.plot(xs, ys, marker="o" if len(points) < 20 else None, markersize=3)
+        axes.set_xlabel(x_key)
+        axes.set_title(key)
+    if title:
+        figure.suptitle(title)
+    return save_figure_atomically(figure, out_png)
+
+
 def plot_loss_curve(
     metrics: str | Path | Iterable[Mapping[str, Any]],
     out_png: str | Path,
@@ -103,12 +152,7 @@ def plot_loss_curve(
     if keys is None:
         keys = sorted({key for record in records for key, value in record.items()
                        if "loss" in key and _is_number(value)})  # fmt: skip
-    series = {}
-    for key in keys:
-        points = [(float(record[x_key]) if _is_number(record.get(x_key)) else float(position), float(record[key]))
-                  for position, record in enumerate(records) if _is_number(record.get(key))]  # fmt: skip
-        if points:
-            series[key] = points
+    series = _series(records, keys, x_key)
     if not series:
         raise ValueError(f"plot_loss_curve: no numeric values for {list(keys) or 'any *loss* key'} in {len(records)} records")
     figure = _new_figure(7, 4)

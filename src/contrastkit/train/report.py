@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from contrastkit.eval.plots import plot_curve_panels
 from contrastkit.utils.atomic import atomic_write_text
 
 REPORT_HTML = "report.html"
@@ -73,36 +73,6 @@ def results_rows(learned: Mapping[str, Any], baselines: Mapping[str, Mapping[str
     for name, scores in baselines.items():
         rows.append([name, *(_format(scores.get(column)) for column in columns)])
     return rows
-
-
-def plot_training_curves(metrics_jsonl: Path, out_png: Path, title: str) -> Path | None:
-    """Loss, learning rate and every ``eval/*`` score against the step, one panel each; ``None``
-    when the log holds nothing to plot."""
-    records = []
-    if metrics_jsonl.exists():
-        for line in metrics_jsonl.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                records.append(json.loads(line))
-    if not records:
-        return None
-    keys = ["loss", "lr"] + sorted({key for record in records for key in record if key.startswith("eval/")})
-    keys = [key for key in keys if any(isinstance(record.get(key), (int, float)) for record in records)]
-    if not keys:
-        return None
-    from contrastkit.eval.plots import _new_figure, save_figure_atomically
-
-    figure = _new_figure(4.0 * len(keys), 3.2)
-    for position, key in enumerate(keys, start=1):
-        axes = figure.add_subplot(1, len(keys), position)
-        points = [(record["step"], record[key]) for record in records
-                  if isinstance(record.get(key), (int, float)) and math.isfinite(record[key])]
-        if points:
-            steps, values = zip(*points)
-            axes.plot(steps, values, marker="o" if len(points) < 20 else None, markersize=3)
-        axes.set_xlabel("step")
-        axes.set_title(key)
-    figure.suptitle(title)
-    return save_figure_atomically(figure, out_png)
 
 
 def _image_tag(path: Path, alt: str) -> str:
@@ -167,8 +137,8 @@ def write_report(
     """
     run_dir = Path(run_dir)
     title = title or f"{config['method']['name']} on {config['data']['name']}"
-    if plots:
-        plot_training_curves(run_dir / "metrics.jsonl", run_dir / CURVES_PNG, title)
+    if plots and (run_dir / "metrics.jsonl").exists():
+        plot_curve_panels(run_dir / "metrics.jsonl", run_dir / CURVES_PNG, title=title)
     diff = config_diff(recipe, config)
     diff_rows = [(key, _format(old), _format(new)) for key, old, new in diff]
     results = results_rows(learned, baselines, columns)
