@@ -56,6 +56,13 @@ def _transformer(**kwargs: object) -> nn.Module:
     return TextEncoder(**kwargs)  # type: ignore[arg-type]
 
 
+def _audio_cnn(**kwargs: object) -> nn.Module:
+    # Waveforms [B, T] or log-mel spectrograms [B, n_mels, frames] -> [B, D] (nn/audio.py).
+    from contrastkit.nn.audio import AudioCNN
+
+    return AudioCNN(**kwargs)  # type: ignore[arg-type]
+
+
 def _gnn(conv: str) -> Callable[..., nn.Module]:
     def build(in_channels: int, **kwargs: object) -> nn.Module:
         # Imported here: torch-geometric is the optional `graph` extra.
@@ -79,6 +86,7 @@ ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder", {
     "ts-dilated-conv": _ts_dilated_conv,
     "ts-dilated-conv-pooled": _ts_dilated_conv_pooled,
     "transformer": _transformer,
+    "audio-cnn": _audio_cnn,
     "gcn": _gnn("gcn"),
     "gat": _gnn("gat"),
     "gin": _gnn("gin"),
