@@ -113,7 +113,7 @@ def test_prediction_head_structure():
 
 def test_registry_builds_every_encoder():
     assert encoder_names() == sorted(ENCODERS) == [
-        "efficientnet-lite0", "gat", "gcn", "gin", "image-text-towers", "lightgcn", "mlp", "resnet18-small",
+        "audio-cnn", "efficientnet-lite0", "gat", "gcn", "gin", "image-text-towers", "lightgcn", "mlp", "resnet18-small",
         "small-resnet", "transformer", "ts-dilated-conv", "ts-dilated-conv-pooled",
     ]
     # The pooled series encoder gives one vector per series ([B, C, T] -> [B, D]), for two-view methods.
