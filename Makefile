@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test test-all bench bench-scaling fashion-mnist emoji-font chromium clean
+.PHONY: run test test-all bench bench-scaling fashion-mnist emoji-font audio-tools chromium clean
 
 # torch is pinned to the CPU build cached on these machines: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -46,6 +46,21 @@ emoji-font:
 		echo "apt-get not available: the emoji data set needs $(EMOJI_FONT) (or data.font_path)"; \
 	fi
 
+# Speech and music for the multimodal data: espeak-ng speaks the emoji-speech captions, fluidsynth with the
+# TimGM6mb soundfont plays the music-sheets scores; --no-install-recommends keeps it to a few MB. Tests skip without them.
+AUDIO_TOOLS := espeak-ng fluidsynth timgm6mb-soundfont
+audio-tools:
+	@if command -v espeak-ng >/dev/null 2>&1 && command -v fluidsynth >/dev/null 2>&1 && [ -e /usr/share/sounds/sf2/TimGM6mb.sf2 ]; then \
+		echo "espeak-ng, fluidsynth and TimGM6mb found"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q --no-install-recommends $(AUDIO_TOOLS) || \
+		{ $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends $(AUDIO_TOOLS); } || \
+		echo "$(AUDIO_TOOLS) could not be installed: the speech and music tests will skip"; \
+	else \
+		echo "apt-get not available: the speech and music tests will skip"; \
+	fi
+
 # The run report's test renders report.html in headless Chromium (Debian's chromium); it skips without it.
 chromium:
 	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
@@ -62,10 +77,10 @@ chromium:
 run: $(STAMP) fashion-mnist
 	$(VENV)/bin/contrastkit train
 
-test: $(STAMP) emoji-font chromium
+test: $(STAMP) emoji-font audio-tools chromium
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) fashion-mnist emoji-font chromium
+test-all: $(STAMP) fashion-mnist emoji-font audio-tools chromium
 	$(PY) -m pytest -q -m ""
 
 bench: $(BENCH_STAMP) fashion-mnist
