@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from contrastkit.functional.core import contrastive_loss_from_logits
 from contrastkit.functional.info_nce_kernels import _inverse_scale, _normalize, info_nce_kernel
 from contrastkit.functional.paired import paired_contrastive_loss
+from contrastkit.functional.symmetric_paired import symmetric_paired_loss
 from contrastkit.functional.tiled import ChunkSize, resolve_chunk_size, tiled_contrastive_loss, tiled_siglip_loss
 from contrastkit.utils.checks import (
     Scalar,
@@ -214,7 +215,7 @@ def nt_xent(
         z_b: ``[N, D]`` second views, paired with ``z_a`` row by row.
         temperature: ``tau > 0`` (default 0.5, SimCLR's CIFAR-10 value).
         normalize: L2-normalise the embeddings (default ``True``).
-        chunk_size: ``"auto"`` (default; the fused one-positive kernel, cached
+        chunk_size: ``"auto"`` (default; the fused symmetric kernel, one logit block for both directions, cached
             while the ``[2N, 2N]`` logits fit 64 MiB, tiled beyond), ``None`` (naive)
             or a positive ``int`` (tiled, that block size); see :func:`info_nce`.
 
@@ -495,7 +496,7 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Scalar, *, chunk_si
         logit_scale: the multiplier ``t > 0``, already exponentiated (CLIP
             initialises ``t = 1 / 0.07``); a float or 1-element tensor, which keeps
             its gradient.
-        chunk_size: ``"auto"`` (default; the fused one-positive kernel, cached
+        chunk_size: ``"auto"`` (default; the fused symmetric kernel, one logit block for both directions, cached
             while the ``[B, B]`` logits fit 64 MiB, tiled beyond), ``None`` (naive)
             or a positive ``int`` (tiled, that block size); see :func:`info_nce`.
 
@@ -511,11 +512,8 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Scalar, *, chunk_si
     check_positive_scalar("logit_scale", logit_scale)
     check_pair("a", a, "b", b, min_rows=2)
     if chunk_size is not None:
-        a_n, b_n = F.normalize(a, dim=1), F.normalize(b, dim=1)
-        index = torch.arange(a.shape[0], device=a.device)
-        forward = paired_contrastive_loss(a_n, b_n, logit_scale, index, chunk_size=chunk_size).mean()
-        backward = paired_contrastive_loss(b_n, a_n, logit_scale, index, chunk_size=chunk_size).mean()
-        return (forward + backward) / 2
+        # Both directions from one logit block per tile (half the matrix products of two one-way calls).
+        return symmetric_paired_loss(F.normalize(a, dim=1), F.normalize(b, dim=1), logit_scale, chunk_size=chunk_size)
     logits = logit_scale * F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
     positives = torch.eye(a.shape[0], dtype=torch.bool, device=a.device)
     return (contrastive_loss_from_logits(logits, positives) + contrastive_loss_from_logits(logits.T, positives)) / 2

@@ -6,7 +6,10 @@ gradients to float tolerance; they differ in memory and speed):
 
 - paired positives, no ``weights``, ``chunk_size`` not ``None``: the fused one-positive
   kernel (:func:`contrastkit.functional.paired.paired_contrastive_loss`, cached while the
-  logits fit 64 MiB, tiled beyond);
+  logits fit 64 MiB, tiled beyond); symmetric with the mean over rows and no extra
+  negatives, the symmetric kernel
+  (:func:`contrastkit.functional.symmetric_paired.symmetric_paired_loss`: one logit block
+  for both directions);
 - otherwise, while the ``[B, M + K]`` logits fit
   :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES` (or ``chunk_size=None``): one
   dense logit matrix and plain autograd (double backward works);
@@ -21,6 +24,7 @@ import torch.nn.functional as F
 
 from contrastkit.functional.core import contrastive_loss_from_logits, reduce
 from contrastkit.functional.paired import paired_contrastive_loss
+from contrastkit.functional.symmetric_paired import symmetric_paired_loss
 from contrastkit.functional.tiled import ChunkSize, resolve_chunk_size, tiled_contrastive_loss
 from contrastkit.utils.checks import Scalar
 
@@ -58,6 +62,9 @@ def info_nce_kernel(
         c = _normalize(key if negatives is None else torch.cat([key, negatives], dim=0), normalize)
         index = torch.arange(batch, device=query.device)
         scale = _inverse_scale(temperature)
+        if symmetric and negatives is None and num_keys == batch and reduction == "mean":
+            # Both directions from one logit block per tile: half the matrix products.
+            return symmetric_paired_loss(q, c, scale, chunk_size=chunk_size)
         forward = reduce(paired_contrastive_loss(q, c, scale, index, chunk_size=chunk_size), reduction)
         if not symmetric:
             return forward
