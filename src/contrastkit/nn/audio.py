@@ -1,9 +1,9 @@
-"""Audio towers: a log-mel front end in plain tensor ops, and a small CNN over it.
+"""Audio towers: a log-mel front end as a module, and a small CNN over it.
 
-torchaudio from PyPI does not load beside torch 2.13 here, so the spectrogram is
-``torch.stft`` (Hann window, centred frames, power 2) followed by a triangular mel
-filterbank on the HTK mel scale ``mel(f) = 2595 log10(1 + f/700)``, then ``log(x + eps)``:
-the front end of most audio-contrast papers (e.g. the audio–sheet retrieval of #11, CLAP).
+The spectrogram itself (``torch.stft``, HTK mel filterbank, ``log(x + eps)``; torchaudio
+does not load beside torch 2.13 here) is :func:`contrastkit.data.audio_features.log_mel_spectrogram`,
+in the data layer so that data sets can cache spectrograms without importing networks;
+:class:`LogMelSpectrogram` holds its window and filterbank as buffers.
 
 :class:`AudioCNN` accepts either waveforms ``[B, T]`` (the front end runs inside the
 model, so augmentations and batching stay on waveforms) or precomputed log-mel
@@ -19,41 +19,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from contrastkit.data.audio_features import log_mel_spectrogram, mel_filterbank
 from contrastkit.nn.resnet import SmallResNet
 
 __all__ = ["AudioCNN", "LogMelSpectrogram", "mel_filterbank"]
-
-
-def _hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
-    return 2595.0 * torch.log10(1.0 + hz / 700.0)
-
-
-def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-
-def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, f_min: float = 0.0,
-                   f_max: float | None = None) -> torch.Tensor:
-    """Triangular filters on the HTK mel scale: ``[n_fft // 2 + 1, n_mels]``, peak 1 each.
-
-    Filter ``m`` rises linearly from mel point ``m`` to ``m + 1`` and falls to ``m + 2``
-    (``n_mels + 2`` points evenly spaced in mel between ``f_min`` and ``f_max``),
-    evaluated at the STFT bin frequencies (torchaudio's ``melscale_fbanks`` with
-    ``norm=None``, ``mel_scale='htk'``).
-    """
-    f_max = sample_rate / 2 if f_max is None else float(f_max)
-    if not 0 <= f_min < f_max <= sample_rate / 2:
-        raise ValueError(f"mel filterbank: expected 0 <= f_min < f_max <= sample_rate/2 = {sample_rate / 2}, "
-                         f"got f_min={f_min}, f_max={f_max}")
-    if n_mels < 1 or n_fft < 2:
-        raise ValueError(f"mel filterbank: expected n_mels >= 1 and n_fft >= 2, got n_mels={n_mels}, n_fft={n_fft}")
-    bins = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    points = _mel_to_hz(torch.linspace(float(_hz_to_mel(torch.tensor(f_min))),
-                                       float(_hz_to_mel(torch.tensor(f_max))), n_mels + 2, dtype=torch.float64))
-    lower, centre, upper = points[:-2], points[1:-1], points[2:]
-    rising = (bins[:, None] - lower) / (centre - lower)
-    falling = (upper - bins[:, None]) / (upper - centre)
-    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
 
 
 class LogMelSpectrogram(nn.Module):
@@ -77,15 +46,7 @@ class LogMelSpectrogram(nn.Module):
                              persistent=False)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
-        if waves.dim() == 1:
-            waves = waves[None]
-        if waves.dim() != 2:
-            raise ValueError(f"LogMelSpectrogram: expected waveforms [B, T] or [T], got shape {tuple(waves.shape)}")
-        spectrum = torch.stft(waves.float(), self.n_fft, hop_length=self.hop_length, window=self.window,
-                              center=True, return_complex=True)
-        power = spectrum.real.square() + spectrum.imag.square()          # [B, n_fft//2+1, frames]
-        mel = torch.einsum("bft,fm->bmt", power, self.filterbank)
-        return torch.log(mel + self.eps)
+        return log_mel_spectrogram(waves, self.n_fft, self.hop_length, self.filterbank, self.window, self.eps)
 
 
 class AudioCNN(nn.Module):
