@@ -5,6 +5,24 @@ InfoNCE-family objectives are thin wrappers over
 :func:`contrastive_loss_from_logits`.
 """
 
+from contrastkit.functional.banzhaf import (
+    banzhaf_alignment_loss,
+    banzhaf_estimator_loss,
+    banzhaf_interaction_exact,
+    banzhaf_interaction_monte_carlo,
+    hbi_banzhaf_interaction,
+    hbi_loss,
+    wti_coalition_value,
+    wti_similarity,
+)
+from contrastkit.functional.biovil import (
+    biovil_global_loss,
+    contrast_to_noise_ratio,
+    patch_phrase_similarity,
+    pool_projected_patches,
+    radiology_section_matching_loss,
+    similarity_map_to_image,
+)
 from contrastkit.functional.bootstrap import negative_cosine
 from contrastkit.functional.cluster_agreement import (
     cluster_agreement_loss,
@@ -42,6 +60,7 @@ from contrastkit.functional.kernel_contrast import (
     kernel_weighted_info_nce,
     rbf_kernel_weights,
 )
+from contrastkit.functional.mcvqa import mask_tokens, mcvqa_contrastive_loss, mcvqa_loss
 from contrastkit.functional.mixing import mix_inputs, mixed_barlow_twins_regularizer
 from contrastkit.functional.mmc import (
     local_to_global_distillation,
@@ -165,4 +184,23 @@ __all__ += [  # seed-paper components
     "swapped_prediction_loss",
     "uniform_loss",
     "weighted_info_nce",
+]
+__all__ += [  # seed-paper components: HBI (Banzhaf interaction), BioViL / CXR-BERT, MC video QA
+    "banzhaf_alignment_loss",
+    "banzhaf_estimator_loss",
+    "banzhaf_interaction_exact",
+    "banzhaf_interaction_monte_carlo",
+    "biovil_global_loss",
+    "contrast_to_noise_ratio",
+    "hbi_banzhaf_interaction",
+    "hbi_loss",
+    "mask_tokens",
+    "mcvqa_contrastive_loss",
+    "mcvqa_loss",
+    "patch_phrase_similarity",
+    "pool_projected_patches",
+    "radiology_section_matching_loss",
+    "similarity_map_to_image",
+    "wti_coalition_value",
+    "wti_similarity",
 ]
