@@ -16,8 +16,8 @@ a time with the cores split between them (the seconds then include that sharing)
 
 Verdict per row, from the paired (same-seed) differences d = ours - baseline (sign flipped for
 lower-is-better metrics): "as claimed" when mean(d) > 0 by more than one standard error
-(std(d) / sqrt(seeds)); otherwise "not reproduced", with "(within noise)" when mean(d) > 0 but
-smaller than that, or "(worse)".
+(std(d) / sqrt(seeds)); otherwise "not reproduced", with "(worse)" when mean(d) < 0 by more than
+one standard error, "(no difference)" when every d is 0, else "(within noise)".
 
 Writes ``benchmarks/results/seed_checks.json``, the ``seed_checks`` section of ``BENCHMARKS.md``
 and ``src/contrastkit/catalog/check_results.json`` (what ``contrastkit list --papers`` and
@@ -125,7 +125,11 @@ def verdict(ours: list[float], baseline: list[float], higher_is_better: bool) ->
     stderr = std / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
     if mean > 0 and mean > stderr:
         return "as claimed", mean, stderr
-    return ("not reproduced (within noise)" if mean > 0 else "not reproduced (worse)"), mean, stderr
+    if mean < 0 and -mean > stderr:
+        return "not reproduced (worse)", mean, stderr
+    if mean == 0 and stderr == 0:
+        return "not reproduced (no difference)", mean, stderr
+    return "not reproduced (within noise)", mean, stderr
 
 
 def summarise(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
