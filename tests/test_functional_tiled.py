@@ -210,16 +210,19 @@ def test_auto_stays_naive_when_weights_require_grad() -> None:
 
 
 def _saved_numels(fn: Callable[[], torch.Tensor]) -> list[int]:
-    sizes: list[int] = []
+    """Elements of each distinct storage autograd keeps for backward (one tensor saved twice, or an
+    expanded view of a small one, is counted by the memory it holds)."""
+    sizes: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
-        sizes.append(tensor.numel())
+        storage = tensor.untyped_storage()
+        sizes[storage.data_ptr()] = max(1, storage.nbytes() // max(1, tensor.element_size()))
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         loss = fn()
     loss.backward()
-    return sizes
+    return list(sizes.values())
 
 
 @pytest.mark.parametrize("objective", ["info_nce", "nt_xent", "clip_loss", "siglip_loss", "supcon"])

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 
 from contrastkit.functional.core import contrastive_loss_from_logits
 from contrastkit.functional.info_nce_kernels import _inverse_scale, _normalize, info_nce_kernel
+from contrastkit.functional.labelled_paired import labelled_paired_loss
 from contrastkit.functional.paired import paired_contrastive_loss
 from contrastkit.functional.symmetric_paired import symmetric_paired_loss
-from contrastkit.functional.tiled import ChunkSize, resolve_chunk_size, tiled_contrastive_loss, tiled_siglip_loss
+from contrastkit.functional.tiled import ChunkSize, resolve_chunk_size, tiled_siglip_loss
 from contrastkit.utils.checks import (
     Scalar,
     check_embeddings,
@@ -276,10 +277,10 @@ def supcon(
         temperature: ``tau > 0`` (default 0.1).
         base_temperature: ``tau_base > 0`` or ``None`` (default, no scaling).
         normalize: L2-normalise each view (default ``True``).
-        chunk_size: ``"auto"`` (default; naive while the ``[BV, BV]`` logits fit
-            :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES`, tiled beyond),
-            ``None`` (naive) or a positive ``int`` (tiled, that block size); see
-            :func:`info_nce`.
+        chunk_size: ``"auto"`` (default; the fused labelled kernel,
+            :func:`contrastkit.functional.labelled_paired.labelled_paired_loss`: cached while the
+            ``[BV, BV]`` logits fit 64 MiB, tiled beyond), ``None`` (naive) or a positive ``int``
+            (tiled, that block size); see :func:`info_nce`.
 
     Returns:
         The scalar loss, averaged over the ``B * V`` anchors.
@@ -315,8 +316,7 @@ def supcon(
         sample_labels = labels.to(features.device)
     anchor_labels = sample_labels.repeat(views)
     z = _normalize(flat, normalize)
-    chunk = resolve_chunk_size(chunk_size, views * batch, views * batch, z.dtype)
-    if chunk is not None:
+    if chunk_size is not None:
         _, inverse, counts = torch.unique(anchor_labels, return_inverse=True, return_counts=True)
         lonely = counts[inverse] < 2
         if lonely.any():
@@ -324,10 +324,10 @@ def supcon(
                 "supcon: every anchor needs a positive (another view, or another sample with its label), got "
                 f"{int(lonely.sum())} anchor(s) with none; use V >= 2 or labels seen at least twice"
             )
+        # The fused kernel: the one-positive log-sum-exp plus label-summed positives, no [BV, BV] mask.
         index = torch.arange(views * batch, device=z.device)
-        loss = tiled_contrastive_loss(
-            z, z, _inverse_scale(temperature), row_labels=anchor_labels, col_labels=anchor_labels,
-            exclude=index, chunk_size=chunk,
+        loss = labelled_paired_loss(
+            z, z, _inverse_scale(temperature), anchor_labels, anchor_labels, exclude=index, chunk_size=chunk_size,
         ).mean()
         if base_temperature is not None:
             loss = loss * (temperature / base_temperature)

@@ -10,6 +10,9 @@ gradients to float tolerance; they differ in memory and speed):
   negatives, the symmetric kernel
   (:func:`contrastkit.functional.symmetric_paired.symmetric_paired_loss`: one logit block
   for both directions);
+- positives by ``labels`` (no mask, no weights): the fused labelled kernel
+  (:func:`contrastkit.functional.labelled_paired.labelled_paired_loss`: the one-positive
+  log-sum-exp plus label-summed positive logits, same memory bound);
 - otherwise, while the ``[B, M + K]`` logits fit
   :data:`contrastkit.functional.tiled.NAIVE_MAX_LOGITS_BYTES` (or ``chunk_size=None``): one
   dense logit matrix and plain autograd (double backward works);
@@ -23,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.functional.core import contrastive_loss_from_logits, reduce
+from contrastkit.functional.labelled_paired import labelled_paired_loss
 from contrastkit.functional.paired import paired_contrastive_loss
 from contrastkit.functional.symmetric_paired import symmetric_paired_loss
 from contrastkit.functional.tiled import ChunkSize, resolve_chunk_size, tiled_contrastive_loss
@@ -69,6 +73,11 @@ def info_nce_kernel(
         if not symmetric:
             return forward
         return (forward + reduce(paired_contrastive_loss(c, q, scale, index, chunk_size=chunk_size), reduction)) / 2
+    if (labels is not None and pos_mask is None and weights is None and chunk_size is not None
+            and (negatives is None or not symmetric)):
+        # Positives by label: the fused kernel's log-sum-exp plus label-summed positives, no [B, M] mask.
+        return _info_nce_labelled(query, key, negatives, temperature, symmetric, labels, normalize, reduction,
+                                  chunk_size)
     chunk = resolve_chunk_size(chunk_size, batch, columns, query.dtype)
     if chunk_size == "auto" and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (pos_mask, weights)):
         chunk = None  # the tiled path does not differentiate through pos_mask / weights
@@ -113,6 +122,34 @@ def info_nce_kernel(
         column_weights=None if weights is None else weights.T,
         reduction=reduction,
     )
+    return (forward + backward) / 2
+
+
+def _info_nce_labelled(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    negatives: torch.Tensor | None,
+    temperature: Scalar,
+    symmetric: bool,
+    labels: torch.Tensor,
+    normalize: bool,
+    reduction: str,
+    chunk_size: ChunkSize,
+) -> torch.Tensor:
+    """Labelled InfoNCE on the fused labelled kernel; extra negatives get a label no row has."""
+    labels = labels.to(query.device)
+    q = _normalize(query, normalize)
+    k = _normalize(key, normalize)
+    scale = _inverse_scale(temperature)
+    if negatives is None:
+        candidates, col_labels = k, labels
+    else:
+        candidates = torch.cat([k, _normalize(negatives, normalize)], dim=0)
+        col_labels = torch.cat([labels, labels.new_full((negatives.shape[0],), int(labels.min()) - 1)])
+    forward = reduce(labelled_paired_loss(q, candidates, scale, labels, col_labels, chunk_size=chunk_size), reduction)
+    if not symmetric:
+        return forward
+    backward = reduce(labelled_paired_loss(k, q, scale, labels, labels, chunk_size=chunk_size), reduction)
     return (forward + backward) / 2
 
 
