@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "functional": 1,
     "recipes": 1,
     "data": 2,
+    "rl": 2,  # contrastkit.rl (issue 17): trajectory data, shipped environments, preference bandits
     "views": 3,
     "nn": 4,
     "negatives": 4,

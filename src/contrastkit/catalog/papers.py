@@ -166,7 +166,13 @@ PAPERS: tuple[Paper, ...] = (
        note="BasicMotions sensor proxy, saturated (untrained towers 0.99 SVM): fused > single > random not "
             "reproduced; the official two-crop SupCon variant not copied"),
     _p(30, "neggrad-pft", "Preference Fine-Tuning of LLMs Should Leverage Suboptimal, On-Policy Data",
-       "preference losses + on-policy pair sampler", "FULL", "not implemented", note="no issue yet"),
+       "preference losses + on-policy pair sampler", "FULL", "partly implemented", 17,
+       ("functional.preference.dpo_loss", "functional.preference.ipo_loss", "functional.preference.sft_loss",
+        "rl.bandit.PreferenceBandit", "rl.bandit.train_tabular"),
+       ("pft-dpo-closed-form", "pft-ipo-closed-form", "pft-sft-closed-form",
+        "pft-on-policy-vs-offline-dpo", "pft-on-policy-vs-offline-ipo", "pft-on-policy-vs-offline-sft"),
+       note="tabular 100-arm bandit, exact pi_ref, Bradley-Terry labels (official: deterministic); RWR, "
+            "best-of-N, REINFORCE, PPO and negative-gradient variants not built"),
     _p(31, "unsupervised-pretraining-theory", "On the Provable Advantage of Unsupervised Pretraining",
        "theory (MLE + ERM)", "OUT", "out of scope", note="theory only"),
     _p(32, "debcse", "DebCSE: Rethinking Unsupervised Contrastive Sentence Embedding Learning in the Debiasing "
