@@ -20,7 +20,8 @@ neither term needs one:
   differentiated by autograd.
 
 So the labelled loss costs what the one-positive kernel costs, with its memory bound
-(``O(tile^2 + (B + N) D)`` when tiled).
+(``O(tile^2 + (B + N) D)`` when tiled). On an accelerator it waits for the device once per
+call (``torch.unique`` relabels the classes densely); the one-positive kernels do not.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import torch
 
 from contrastkit.functional.paired import paired_contrastive_loss
+from contrastkit.utils.validation import validating
 
 __all__ = ["labelled_paired_loss"]
 
@@ -87,7 +89,7 @@ def labelled_paired_loss(query: torch.Tensor, key: torch.Tensor, scale: float | 
         same = ((exclude >= 0) & (col_ids[excluded] == row_ids)).to(dtype)
         positive_sum = positive_sum - k[excluded] * same.unsqueeze(1)
         positive_count = positive_count - same
-    if bool((positive_count < 1).any()):
+    if validating(positive_count) and bool((positive_count < 1).any()):
         raise ValueError(f"labelled_paired_loss: every row needs a positive column, got "
                          f"{int((positive_count < 1).sum())} row(s) with none")
     scale_t = scale.reshape(()).to(dtype) if isinstance(scale, torch.Tensor) else torch.tensor(float(scale), dtype=dtype,

@@ -46,6 +46,8 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from contrastkit.utils.validation import validating
+
 __all__ = ["CACHE_MAX_BYTES", "default_chunk_size", "paired_contrastive_loss"]
 
 #: The cached mode (keep ``exp(logits)``, no recomputation) is used while the
@@ -128,7 +130,9 @@ class _PairedContrastive(torch.autograd.Function):
         rows, cols = query.shape[0], key.shape[0]
         scaled = query * scale
         bound = query.norm(dim=1) * scale.abs() * key.norm(dim=1).amax()
-        static = bool(2 * bound.amax() <= _SAFE_EXP_RANGE)
+        # Choosing the static shift reads a value: on an accelerator the exact streaming path is
+        # taken instead, so the call never waits for the device.
+        static = query.device.type == "cpu" and bool(2 * bound.amax() <= _SAFE_EXP_RANGE)
         shift = bound if static else torch.full_like(bound, float("-inf"))
         # The denominator in two parts, both read from the same GEMM blocks: each row's
         # positive term exp(l_ip - shift_i) and the sum of the others. The loss is then
@@ -266,7 +270,7 @@ def paired_contrastive_loss(
     _check_index("partner", partner, rows, cols, allow_none=False)
     if exclude is not None:
         _check_index("exclude", exclude, rows, cols, allow_none=True)
-        if bool((exclude == partner.to(exclude.device)).any()):
+        if validating(exclude) and bool((exclude == partner.to(exclude.device)).any()):
             raise ValueError("exclude: a row's excluded column must not be its positive (partner) column")
     dtype = torch.float64 if torch.float64 in (query.dtype, key.dtype) else torch.float32
     if isinstance(chunk_size, str):
@@ -293,6 +297,6 @@ def _check_index(name: str, index: torch.Tensor, rows: int, cols: int, *, allow_
         got = tuple(index.shape) if isinstance(index, torch.Tensor) else type(index).__name__
         raise ValueError(f"{name}: expected an integer tensor of shape [{rows}], got {got}")
     low = -1 if allow_none else 0
-    if rows and (int(index.min()) < low or int(index.max()) >= cols):
+    if rows and validating(index) and (int(index.min()) < low or int(index.max()) >= cols):
         raise ValueError(f"{name}: expected column indices in [{low}, {cols}), got values in "
                          f"[{int(index.min())}, {int(index.max())}]")

@@ -59,7 +59,8 @@ class _SymmetricPaired(torch.autograd.Function):
         n = a.shape[0]
         scaled = a * scale
         bound = scale.abs() * a.norm(dim=1).amax() * b.norm(dim=1).amax()
-        static = bool(2 * bound <= _SAFE_EXP_RANGE)
+        # On an accelerator the streaming path is taken: reading the bound would wait for the device.
+        static = a.device.type == "cpu" and bool(2 * bound <= _SAFE_EXP_RANGE)
         zeros = a.new_zeros(n)
         # Per row and per column: the positive term exp(l_ii - shift) and the sum of the others.
         row_pos, row_others, col_pos, col_others = zeros.clone(), zeros.clone(), zeros.clone(), zeros.clone()

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 import torch
 
+from contrastkit.utils.validation import validating
+
 Scalar = float | torch.Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -47,6 +49,8 @@ def check_positive_scalar(name: str, value: Scalar) -> None:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name}: expected a positive scalar, got a tensor of shape {tuple(value.shape)}")
+        if not validating(value):  # reading the value would wait for the device
+            return
         number = float(value.detach())
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
@@ -61,6 +65,8 @@ def check_finite_scalar(name: str, value: Scalar) -> None:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name}: expected a scalar, got a tensor of shape {tuple(value.shape)}")
+        if not validating(value):
+            return
         number = float(value.detach())
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
@@ -95,7 +101,7 @@ def check_embeddings(name: str, tensor: torch.Tensor, *, dim: int | None = None,
         raise ValueError(f"{name}: expected feature size D={dim}, got shape {tuple(tensor.shape)}")
     if tensor.shape[0] < min_rows:
         raise ValueError(f"{name}: expected at least {min_rows} rows, got shape {tuple(tensor.shape)}")
-    if not torch.isfinite(tensor).all():
+    if validating(tensor) and not torch.isfinite(tensor).all():
         bad = int((~torch.isfinite(tensor)).sum())
         raise NonFiniteError(
             f"{name}: expected finite values, got {bad} NaN/inf entries in shape {tuple(tensor.shape)}"
@@ -151,7 +157,7 @@ def check_labels(
         raise ValueError(f"{name}: expected integer labels of shape {expected} (one label per row), got {got}")
     if labels.is_floating_point() or labels.is_complex() or (not allow_bool and labels.dtype == torch.bool):
         raise ValueError(f"{name}: expected integer labels, got dtype {labels.dtype}")
-    if non_negative and labels.numel() and int(labels.min()) < 0:
+    if non_negative and labels.numel() and validating(labels) and int(labels.min()) < 0:
         raise ValueError(f"{name}: expected non-negative labels, got minimum {int(labels.min())}")
     return labels.long()
 
