@@ -1,4 +1,4 @@
-"""Image–text checks on the emoji data set: CLIP, SigLIP, multi-positive CLIP and LiT vs baselines.
+"""Image–text checks on the emoji data set: CLIP, SigLIP, multi-positive CLIP, LiT, FDT and M3CoL vs baselines.
 
 Each (row, seed) is one `contrastkit train clip-emoji ...` in its own process (the
 recipe's own baselines, random embeddings and the untrained towers, are measured in the
@@ -46,6 +46,12 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "multi-positive": ("multi-positive CLIP (every alias a positive)", ["method.multi_positive=true"]),
     "lit": ("LiT (locked ImageNet EfficientNet-Lite0 + locked MiniLM, heads only)",
             ["method=lit", "encoder.image_tower=efficientnet-lite0", "views=none"]),
+    # FDT (#7): the same towers read as tokens (8x8 ResNet patches, MiniLM word states), a 1024 x 128
+    # codebook (the paper's 16384 x 512 does not fit the budget), tau_F = 1000 dividing as officially
+    "fdt": ("FDT (same towers as tokens; codebook 1024 x 128, tau_F = 1000)",
+            ["encoder=image-text-token-towers", "method=fdt", "method.codebook_size=1024", "method.codebook_dim=128"]),
+    # M3CoL (#37): CLIP + 0.1 x (M3Co mixup contrast for the first 33 % of steps, then SoftCLIP)
+    "m3col": ("M3CoL (CLIP + 0.1 x M3Co, then SoftCLIP after 33 %)", ["method=m3col"]),
 }
 COLUMNS = ("i2t_r@1", "i2t_r@5", "t2i_r@1", "t2i_r@5", "zero_shot_top1")
 
@@ -98,7 +104,7 @@ def render(results: dict[str, Any]) -> str:
                 for column in COLUMNS:
                     baseline_rows.setdefault(key, {}).setdefault(column, []).append(scores[column])
     for key, columns in sorted(baseline_rows.items()):
-        if key == "random embeddings" or key in ("untrained towers (clip)", "untrained towers (lit)"):
+        if key == "random embeddings" or key in ("untrained towers (clip)", "untrained towers (lit)", "untrained towers (fdt)"):
             count = len(columns[COLUMNS[0]])
             lines.append(f"| {key} | {count} runs | " + " | ".join(_mean_std(columns[c]) for c in COLUMNS) + " | - |")
     lines += ["", *meta.get("notes", [])]
