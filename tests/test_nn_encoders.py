@@ -113,8 +113,8 @@ def test_prediction_head_structure():
 
 def test_registry_builds_every_encoder():
     assert encoder_names() == sorted(ENCODERS) == [
-        "audio-cnn", "efficientnet-lite0", "gat", "gcn", "gin", "image-text-towers", "lightgcn", "mlp", "resnet18-small",
-        "small-resnet", "transformer", "ts-dilated-conv", "ts-dilated-conv-pooled",
+        "audio-cnn", "audio-sheet-towers", "channel-group-towers", "efficientnet-lite0", "gat", "gcn", "gin", "image-text-token-towers", "image-text-towers", "lightgcn", "mlp", "resnet18-small",
+        "small-resnet", "transformer", "ts-dilated-conv", "ts-dilated-conv-pooled", "tuple-towers",
     ]
     # The pooled series encoder gives one vector per series ([B, C, T] -> [B, D]), for two-view methods.
     pooled = build_encoder("ts-dilated-conv-pooled", in_channels=2)

@@ -37,6 +37,9 @@ _BUILTIN_MODULES = (
     "contrastkit.data.graph",
     "contrastkit.data.emoji",
     "contrastkit.data.caption_files",
+    "contrastkit.data.emoji_speech",
+    "contrastkit.data.channel_groups",
+    "contrastkit.data.music_sheets",
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from contrastkit.methods.audio_sheet import AudioSheetCLIP
 from contrastkit.methods.autotcl import AutoTCL
 from contrastkit.methods.barlow_twins import BarlowTwins
 from contrastkit.methods.base import Method
@@ -17,12 +18,15 @@ from contrastkit.methods.clip import CLIP, LiT, SigLIP
 from contrastkit.methods.cocosoda import CoCoSoDa
 from contrastkit.methods.contriever import Contriever
 from contrastkit.methods.directpred import DirectPred
+from contrastkit.methods.fdt import FDT
 from contrastkit.methods.graph import BGRL, DSLA, GRACE, GraphCL
+from contrastkit.methods.m3col import M3CoL
 from contrastkit.methods.mixed_barlow_twins import MixedBarlowTwins
 from contrastkit.methods.mnrl import MultipleNegativesRanking
 from contrastkit.methods.mochi import MoCHi
 from contrastkit.methods.moco import MoCo
 from contrastkit.methods.obow import OBoW
+from contrastkit.methods.pairwise_mer import PairwiseMER
 from contrastkit.methods.recommendation import LightGCL, LightGCNBPR, SimGCL
 from contrastkit.methods.sbcl import SBCL
 from contrastkit.methods.sepclr import SepCLR
@@ -31,6 +35,7 @@ from contrastkit.methods.simcse import SimCSE
 from contrastkit.methods.simsiam import SimSiam
 from contrastkit.methods.spark import SparK
 from contrastkit.methods.supcon import SupCon
+from contrastkit.methods.symile import PairwiseCLIP, Symile
 from contrastkit.methods.ts2vec import TS2Vec
 from contrastkit.methods.vicreg import VICReg
 from contrastkit.utils.registry import Registry, keyword_options
@@ -69,6 +74,12 @@ METHODS: Registry[type[Method]] = Registry("method", {
     "clip": CLIP,
     "siglip": SigLIP,
     "lit": LiT,
+    "symile": Symile,  # tuples of any number of modalities (issue 16)
+    "pairwise-clip": PairwiseCLIP,
+    "audio-sheet-clip": AudioSheetCLIP,  # audio <-> sheet-music snippets, optional per-modality pretraining (#11)
+    "fdt": FDT,
+    "m3col": M3CoL,
+    "pairwise-mer": PairwiseMER,
 })
 
 

@@ -106,6 +106,37 @@ def _image_text_towers(**options: object) -> nn.Module:
 ENCODERS.register("image-text-towers", _image_text_towers)
 
 
+def _image_text_token_towers(**options: object) -> nn.Module:
+    from contrastkit.nn.token_towers import build_image_text_token_towers
+
+    return build_image_text_token_towers(**options)  # type: ignore[arg-type]
+
+
+ENCODERS.register("image-text-token-towers", _image_text_token_towers)
+
+from contrastkit.nn.channel_groups import build_channel_group_towers  # noqa: E402 (imports the registry lazily)
+
+ENCODERS.register("channel-group-towers", build_channel_group_towers)  # one series tower per channel group
+
+
+def _tuple_towers(**options: object) -> nn.Module:
+    from contrastkit.nn.tuple_towers import build_tuple_towers
+
+    return build_tuple_towers(**options)  # type: ignore[arg-type]
+
+
+ENCODERS.register("tuple-towers", _tuple_towers)  # one tower + head per field of a tuple (Symile)
+
+
+def _audio_sheet_towers(**options: object) -> nn.Module:
+    from contrastkit.nn.paired_towers import build_audio_sheet_towers
+
+    return build_audio_sheet_towers(**options)  # type: ignore[arg-type]
+
+
+ENCODERS.register("audio-sheet-towers", _audio_sheet_towers)  # log-mel tower + sheet-image tower (seed #11)
+
+
 def encoder_names() -> list[str]:
     """Names of the registered encoders, sorted."""
     return ENCODERS.names()

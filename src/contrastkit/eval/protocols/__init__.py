@@ -14,6 +14,8 @@ protocol                what it measures                                        
 ``graph-set``           kNN and linear probe of pooled graph embeddings              graphs
 ``ranking``             full ranking Recall@20 / NDCG@20                             interactions
 ``image-text``          image <-> text R@1/5/10, zero-shot top-1 with templates     image-text
+``tuples``              Symile zero-shot: one field from the others (MIP / sum)      tuples
+``audio-sheet``         snippet retrieval both ways (R@k, MRR, median), piece ID    audio-sheet
 ======================  ==========================================================  ===============
 """
 
@@ -25,8 +27,10 @@ from contrastkit.eval.protocols.base import EvaluationProtocol, Model, ProtocolS
 from contrastkit.eval.protocols.classification import ClassificationProtocol, ClassificationSettings
 from contrastkit.eval.protocols.graph import GraphSetProtocol, GraphSetSettings, NodeGraphProtocol, NodeGraphSettings
 from contrastkit.eval.protocols.image_text import ImageTextProtocol, ImageTextSettings
+from contrastkit.eval.protocols.paired_tensors import PairedTensorsProtocol
 from contrastkit.eval.protocols.ranking import RankingProtocol, RankingSettings
 from contrastkit.eval.protocols.retrieval import RetrievalProtocol, RetrievalSettings
+from contrastkit.eval.protocols.tuples import TupleProtocol
 from contrastkit.utils.registry import Registry
 
 PROTOCOLS: Registry[type[EvaluationProtocol]] = Registry("evaluation protocol", {
@@ -36,6 +40,8 @@ PROTOCOLS: Registry[type[EvaluationProtocol]] = Registry("evaluation protocol", 
     "graph-set": GraphSetProtocol,
     "ranking": RankingProtocol,
     "image-text": ImageTextProtocol,
+    "tuples": TupleProtocol,  # Symile zero-shot over tuples (issue 16)
+    "audio-sheet": PairedTensorsProtocol,  # audio <-> sheet snippets (issue 16, seed #11)
 })
 
 
