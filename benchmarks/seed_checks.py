@@ -54,7 +54,7 @@ CATALOG_RESULTS = ROOT / "src" / "contrastkit" / "catalog" / "check_results.json
 
 #: The check modules, in the order they run and are tabulated.
 CHECKS = ["mochi", "mixed_barlow_twins", "directpred", "obow", "beclr", "sbcl", "supremix", "sepclr", "pcl_sr",
-          "spark", "pairwise_mer", "preference_bandit"]
+          "spark", "pairwise_mer", "preference_bandit", "contrastive_rl", "smore"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

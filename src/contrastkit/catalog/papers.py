@@ -130,8 +130,16 @@ PAPERS: tuple[Paper, ...] = (
        "loss: original-vs-perturbed discrimination + edit distance + margin", "FULL", "implemented", 7,
        ("methods.graph.DSLA",), benchmark="graph"),
     _p(21, "smore", "SMORe: Score Models for Offline Goal-Conditioned Reinforcement Learning",
-       "RL objective (dual mixture-occupancy score learning)", "FULL", "not implemented",
-       note="toy gridworld; no issue yet"),
+       "RL objective (dual mixture-occupancy score learning)", "FULL", "partly implemented", 17,
+       ("functional.smore.smore_stable_loss", "functional.smore.expectile_loss", "functional.smore.awr_weights",
+        "rl.offline_gcrl.train_offline_gc", "functional.contrastive_rl.infonce_critic_loss",
+        "functional.contrastive_rl.binary_nce_critic_loss", "rl.critics.train_contrastive_critic"),
+       ("smore-vs-gcbc", "smore-vs-iql", "crl-infonce-occupancy", "crl-nce-occupancy", "crl-control-vs-gcbc",
+        "crl-control-vs-oracle"),
+       note="tabular four-rooms port of smore_stable (official losses, Polyak 0.005, expectile 0.8): SMORe 0.284 "
+            "vs GCBC 0.606 / IQL-style 0.404, not reproduced at this budget; the crl-* rows are the contrastive-RL "
+            "critic (issue 17's anchor, the occupancy-ratio estimator family SMORe is compared with) on the same "
+            "grid; no method or recipe yet"),
     _p(22, "video-rl-theory", "Towards Principled Representation Learning from Videos for Reinforcement Learning",
        "temporal-contrastive and forward-model objectives + noisy gridworld", "FULL", "not implemented",
        note="gridworld; no issue yet"),
