@@ -29,6 +29,16 @@ def test_emoji_splits_hold_unseen_names_and_render_glyphs() -> None:
         load_dataset("emoji", test_fraction=1.5)
 
 
+def test_emoji_languages_add_their_names() -> None:
+    # emoji >= 2 keeps only English in EMOJI_DATA until a language is loaded: a silent no-op once.
+    from contrastkit.data.emoji import emoji_items
+
+    english = {item.character: item.captions for item in emoji_items()}
+    french = {item.character: item.captions for item in emoji_items(languages=("en", "fr"))}
+    assert "visage rieur" in french["\N{GRINNING FACE}"] and "visage rieur" not in english["\N{GRINNING FACE}"]
+    assert sum(len(french[c]) > len(english[c]) for c in english) > 0.9 * len(english)
+
+
 def test_clip_emoji_recipe_trains_and_reports_baselines(tmp_path) -> None:
     from contrastkit.train.config import load_config
     from contrastkit.train.run import run

@@ -93,6 +93,12 @@ def emoji_items(font_path: str = str(EMOJI_FONT), *, skin_tones: bool = False,
     unknown = sorted(set(languages) - set(LANGUAGES))
     if unknown:
         raise ValueError(f"data.languages: unknown {', '.join(unknown)}; expected some of {', '.join(LANGUAGES)}")
+    # Since emoji 2.x the package keeps only English names in EMOJI_DATA until a language is
+    # loaded; without this, data.languages=[fr] would silently add no caption.
+    load_language = getattr(getattr(emoji_package, "config", None), "load_language", None)
+    for language in languages:
+        if language != "en" and callable(load_language):
+            load_language(language)
     font = _font(Path(font_path))
     fully_qualified = emoji_package.STATUS["fully_qualified"]
     items = []
