@@ -58,3 +58,39 @@ def spawn_ranks(worker, world: int, out_dir) -> list[dict]:
 
     mp.start_processes(worker, args=(free_port(), str(out_dir)), nprocs=world, join=True, start_method="spawn")
     return [torch.load(f"{out_dir}/rank{r}.pt", weights_only=True) for r in range(world)]
+
+
+def parameter_grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``{name: grad}`` of every parameter that got one (copies)."""
+    return {n: p.grad.detach().clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+def ddp_step_results(rank: int, port: int, world: int, builders: dict, batch_of_rank) -> dict[str, torch.Tensor]:
+    """In a gloo group of ``world`` processes: for each ``name -> build()`` a method wrapped in DDP, one
+    forward + backward on ``batch_of_rank(rank)``; ``{name/loss, name/grad/param}`` of this rank.
+
+    The parity tests of every distributed method (2 processes x B = 1 process x 2B) run this in
+    :func:`spawn_ranks` workers; the group is left behind a barrier, as under torchrun.
+    """
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=60))
+    try:
+        local = batch_of_rank(rank)
+        results = {}
+        for name, build in builders.items():
+            method = build()
+            model = DistributedDataParallel(method)  # held: a collected wrapper takes its reducer with it
+            output = model(local)
+            output.loss.backward()
+            results[f"{name}/loss"] = output.loss.detach()
+            for key, value in parameter_grads(method).items():
+                results[f"{name}/grad/{key}"] = value
+        return results
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()

@@ -6,13 +6,11 @@ and DDP see exactly the one-process numbers) and the views are the identity.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 
 from contrastkit.data.batch import Batch
 from contrastkit.functional.contrastive import clip_loss
@@ -24,7 +22,7 @@ from contrastkit.nn.paired_towers import (
 )
 from contrastkit.train.grad_cache import grad_cache_backward
 from contrastkit.views.audio_sheet import build_audio_sheet_views
-from tests.conftest import spawn_ranks
+from tests.conftest import ddp_step_results, parameter_grads, spawn_ranks
 
 WORLD, LOCAL = 2, 4
 
@@ -43,9 +41,6 @@ def _batch(rows: int = WORLD * LOCAL, start: int = 0) -> Batch:
     rows_ = slice(start, start + rows)
     return Batch(inputs={"audio": audio[rows_], "sheet": sheet[rows_]}, labels=torch.arange(WORLD * LOCAL)[rows_])
 
-
-def _grads(method) -> dict[str, torch.Tensor]:
-    return {n: p.grad.detach().clone() for n, p in method.named_parameters() if p.grad is not None}
 
 
 def test_pairwise_hinge_against_a_loop() -> None:
@@ -76,7 +71,7 @@ def test_pretraining_then_cross_modal_stage_switches_at_pretrain_steps() -> None
     output = method(batch)
     assert set(output.logs) == {"pretrain_audio", "pretrain_sheet"}
     output.loss.backward()
-    grads = _grads(method)
+    grads = parameter_grads(method)
     # Stage 1 never looks at the pairing: the fine-tuning heads and the temperature get zero gradient.
     assert float(grads["encoder.audio_head.weight"].abs().sum()) == 0.0
     assert float(grads["log_logit_scale"].abs()) == 0.0
@@ -121,30 +116,17 @@ def test_gradient_cache_equals_the_plain_step(options) -> None:
     plain(batch).loss.backward()
     cached = _method(**options).double()
     grad_cache_backward(cached, batch, micro_batch_size=2, device=torch.device("cpu"))
-    expected, got = _grads(plain), _grads(cached)
+    expected, got = parameter_grads(plain), parameter_grads(cached)
     assert got.keys() == expected.keys()
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], atol=1e-10, rtol=1e-8)
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
-                            timeout=timedelta(seconds=60))
-    try:
-        local = _batch(LOCAL, rank * LOCAL)
-        results = {}
-        for name, options in (("clip", {}), ("pretrain", {"pretrain_steps": 5, "pretrain_batch_norm": False})):
-            method = _method(**options)
-            model = DistributedDataParallel(method)  # held: a collected wrapper takes its reducer with it
-            output = model(local)
-            output.loss.backward()
-            results[f"{name}/loss"] = output.loss.detach()
-            for key, value in _grads(method).items():
-                results[f"{name}/grad/{key}"] = value
-        torch.save(results, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
+    stages = {"clip": {}, "pretrain": {"pretrain_steps": 5, "pretrain_batch_norm": False}}
+    builders = {name: functools.partial(_method, **options) for name, options in stages.items()}
+    results = ddp_step_results(rank, port, WORLD, builders, lambda r: _batch(LOCAL, r * LOCAL))
+    torch.save(results, f"{out_dir}/rank{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +140,7 @@ def test_two_processes_equal_one_process_with_the_doubled_batch(ranks, name, opt
     method = _method(**options)
     loss = method(_batch()).loss
     loss.backward()
-    expected = _grads(method)
+    expected = parameter_grads(method)
     assert "encoder.audio_tower.body.0.weight" in expected
     for result in ranks:
         # float32 convolutions summed in another order: agreement to ~1e-6 absolute.

@@ -9,13 +9,11 @@ runs on the gathered global batch with draws every process makes alike (seeded b
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from contrastkit.data.paired import ImageCaptionDataset
 from contrastkit.methods.fdt import FDT
@@ -24,7 +22,7 @@ from contrastkit.nn.token_towers import ImageTextTokenTowers, pad_token_states
 from contrastkit.nn.towers import ImageTextTowers
 from contrastkit.train.grad_cache import grad_cache_backward
 from contrastkit.views.image_text import build_image_text_views
-from tests.conftest import spawn_ranks
+from tests.conftest import ddp_step_results, parameter_grads, spawn_ranks
 
 WORLD, LOCAL = 2, 4
 NAMES = ("fdt", "m3col", "m3col-soft")
@@ -85,28 +83,11 @@ def _dataset() -> ImageCaptionDataset:
                                [[" ".join([f"word{i}", f"other{i % 3}", "thing"][: 1 + i % 3])] for i in range(rows)])
 
 
-def _grads(method) -> dict[str, torch.Tensor]:
-    return {n: p.grad.detach().clone() for n, p in method.named_parameters() if p.grad is not None}
-
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
-                            timeout=timedelta(seconds=60))
-    try:
-        local = _dataset().__getitems__(list(range(rank * LOCAL, (rank + 1) * LOCAL)))
-        results = {}
-        for name in NAMES:
-            method = _method(name)
-            model = DistributedDataParallel(method)  # held: a collected wrapper takes its reducer with it
-            output = model(local)
-            output.loss.backward()
-            results[f"{name}/loss"] = output.loss.detach()
-            for key, value in _grads(method).items():
-                results[f"{name}/grad/{key}"] = value
-        torch.save(results, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
+    builders = {name: functools.partial(_method, name) for name in NAMES}
+    results = ddp_step_results(rank, port, WORLD, builders, lambda r: _dataset().__getitems__(list(range(r * LOCAL, (r + 1) * LOCAL))))
+    torch.save(results, f"{out_dir}/rank{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +100,7 @@ def test_two_processes_equal_one_process_with_the_doubled_batch(ranks, name) -> 
     method = _method(name)
     loss = method(_dataset().__getitems__(list(range(WORLD * LOCAL)))).loss
     loss.backward()
-    expected = _grads(method)
+    expected = parameter_grads(method)
     needed = {"log_logit_scale", "encoder.text_tower.table.weight"}
     needed |= {"codebook", "image_query.4.weight"} if name == "fdt" else {"encoder.image_head.weight"}
     assert expected.keys() >= needed
@@ -139,7 +120,7 @@ def test_gradient_cache_equals_the_plain_step(name) -> None:
     cached = _method(name)
     output = grad_cache_backward(cached, batch, micro_batch_size=2, device=torch.device("cpu"))
     torch.testing.assert_close(output.loss, plain_loss.detach(), atol=1e-6, rtol=1e-6)
-    expected, got = _grads(plain), _grads(cached)
+    expected, got = parameter_grads(plain), parameter_grads(cached)
     assert got.keys() == expected.keys()
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], atol=1e-6, rtol=1e-5)  # float32 sums in another order

@@ -7,18 +7,16 @@ projections with gradient, as CLIP does.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
 
 import pytest
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 
 from contrastkit.data.arrays import ArrayDataset
 from contrastkit.methods.pairwise_mer import PairwiseMER
 from contrastkit.nn.channel_groups import build_channel_group_towers
 from contrastkit.views.series import build_series_views
-from tests.conftest import spawn_ranks
+from tests.conftest import ddp_step_results, parameter_grads, spawn_ranks
 
 WORLD, LOCAL = 2, 4
 TOWER = {"output_dim": 6, "hidden_dim": 6, "depth": 2, "mask_mode": "all_true", "dropout": 0.0}
@@ -35,28 +33,11 @@ def _dataset() -> ArrayDataset:
     return ArrayDataset(torch.randn(WORLD * LOCAL, 5, 16, generator=torch.Generator().manual_seed(3)))
 
 
-def _grads(method) -> dict[str, torch.Tensor]:
-    return {n: p.grad.detach().clone() for n, p in method.named_parameters() if p.grad is not None}
-
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
-                            timeout=timedelta(seconds=60))
-    try:
-        local = _dataset().__getitems__(list(range(rank * LOCAL, (rank + 1) * LOCAL)))
-        results = {}
-        for reduction in ("mean", "sum"):
-            method = _method(reduction)
-            model = DistributedDataParallel(method)  # held: a collected wrapper takes its reducer with it
-            output = model(local)
-            output.loss.backward()
-            results[f"{reduction}/loss"] = output.loss.detach()
-            for key, value in _grads(method).items():
-                results[f"{reduction}/grad/{key}"] = value
-        torch.save(results, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
+    builders = {reduction: functools.partial(_method, reduction) for reduction in ("mean", "sum")}
+    results = ddp_step_results(rank, port, WORLD, builders, lambda r: _dataset().__getitems__(list(range(r * LOCAL, (r + 1) * LOCAL))))
+    torch.save(results, f"{out_dir}/rank{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +50,7 @@ def test_two_processes_equal_one_process_with_the_doubled_batch(ranks, reduction
     method = _method(reduction)
     loss = method(_dataset().__getitems__(list(range(WORLD * LOCAL)))).loss
     loss.backward()
-    expected = _grads(method)
+    expected = parameter_grads(method)
     assert {"encoder.towers.a.encoder.input_fc.weight", "encoder.towers.c.encoder.input_fc.weight",
             "heads.1.layers.0.weight"} <= expected.keys()
     for result in ranks:

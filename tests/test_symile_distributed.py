@@ -9,19 +9,17 @@ processes' global RNGs differ.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from contrastkit.data.tuples import TupleDataset
 from contrastkit.methods import build_method
 from contrastkit.nn.tuple_towers import ByteTextEncoder, TupleTowers
 from contrastkit.train.grad_cache import grad_cache_backward
-from tests.conftest import spawn_ranks
+from tests.conftest import ddp_step_results, parameter_grads, spawn_ranks
 
 WORLD, LOCAL = 2, 4
 METHODS = {"symile-n": ("symile", {"negatives": "n"}), "symile-n_squared": ("symile", {"negatives": "n_squared"}),
@@ -66,29 +64,12 @@ def _dataset() -> TupleDataset:
                         missing={"audio": torch.arange(rows) % 3 == 0})
 
 
-def _grads(method) -> dict[str, torch.Tensor]:
-    return {n: p.grad.detach().clone() for n, p in method.named_parameters() if p.grad is not None}
-
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
-                            timeout=timedelta(seconds=60))
-    try:
-        torch.manual_seed(100 + rank)  # as the trainer does: each process's global RNG differs
-        local = _dataset().__getitems__(list(range(rank * LOCAL, (rank + 1) * LOCAL)))
-        results = {}
-        for key in METHODS:
-            method = _method(key)
-            model = DistributedDataParallel(method)  # held: a collected wrapper takes its reducer with it
-            output = model(local)
-            output.loss.backward()
-            results[f"{key}/loss"] = output.loss.detach()
-            for name, value in _grads(method).items():
-                results[f"{key}/grad/{name}"] = value
-        torch.save(results, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
+    torch.manual_seed(100 + rank)  # as the trainer does: each process's global RNG differs
+    builders = {key: functools.partial(_method, key) for key in METHODS}
+    results = ddp_step_results(rank, port, WORLD, builders, lambda r: _dataset().__getitems__(list(range(r * LOCAL, (r + 1) * LOCAL))))
+    torch.save(results, f"{out_dir}/rank{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +82,7 @@ def test_two_processes_equal_one_process_with_the_doubled_batch(ranks, key) -> N
     method = _method(key)
     loss = method(_dataset().__getitems__(list(range(WORLD * LOCAL)))).loss
     loss.backward()
-    expected = _grads(method)
+    expected = parameter_grads(method)
     assert expected.keys() >= {"log_logit_scale", "encoder.heads.image.weight", "encoder.towers.text.embedding.weight",
                                "encoder.missing_embeddings.audio.weight"}
     for result in ranks:
@@ -118,7 +99,7 @@ def test_gradient_cache_equals_the_plain_step(key) -> None:
     plain(batch).loss.backward()
     cached = _method(key)
     grad_cache_backward(cached, batch, micro_batch_size=2, device=torch.device("cpu"))
-    expected, got = _grads(plain), _grads(cached)
+    expected, got = parameter_grads(plain), parameter_grads(cached)
     assert got.keys() == expected.keys()
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], atol=1e-6, rtol=1e-5)  # float32 sums in another order
