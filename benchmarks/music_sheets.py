@@ -21,11 +21,7 @@ import json
 import os
 import platform
 import shlex
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from markdown_section import update_section
+from recipe_runs import mean_std, train_recipe
 
 from contrastkit.utils.atomic import atomic_write_json
 
@@ -53,27 +50,8 @@ LOWER = {"a2s_median_rank", "s2a_median_rank"}
 
 def run_one(row: str, seed: int, steps: int, threads: int, tunes: int) -> dict[str, Any]:
     overrides = [item.replace("{pretrain}", str(steps // 2)) for item in ROWS[row][1]]
-    overrides += [f"seed={seed}", f"data.split_seed={seed}", f"data.tunes={tunes}", f"train.steps={steps}",
-                  "train.checkpoint_every=0", "train.progress=false"]
-    with tempfile.TemporaryDirectory(prefix="ck-music-sheets-") as folder:
-        command = [sys.executable, "-m", "contrastkit", "train", "clip-music-sheets", "--run-dir", f"{folder}/run"]
-        for override in overrides:
-            command += ["--set", override]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        started = time.perf_counter()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{row} seed {seed} failed:\n{done.stderr[-3000:]}")
-        metrics = json.loads(Path(folder, "run", "metrics.json").read_text())
-    scores = {key: metrics[key] for key in metrics if isinstance(metrics[key], (int, float))}
-    return {"scores": scores, "baselines": metrics["baselines"],
-            "wall_seconds": round(time.perf_counter() - started, 1), "overrides": overrides}
-
-
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+    overrides += [f"seed={seed}", f"data.split_seed={seed}", f"data.tunes={tunes}", f"train.steps={steps}"]
+    return train_recipe("clip-music-sheets", overrides, threads=threads, label=f"{row} seed {seed}")
 
 
 def _beats(scores: dict[str, float], baseline: dict[str, float], column: str) -> bool:
@@ -100,7 +78,7 @@ def render(results: dict[str, Any]) -> str:
         seeds = runs.get(row, {})
         if not seeds:
             continue
-        cells = [_mean_std([run["scores"][key] for run in seeds.values()]) for key in COLUMNS]
+        cells = [mean_std([run["scores"][key] for run in seeds.values()]) for key in COLUMNS]
         wall = max(run["wall_seconds"] for run in seeds.values())
         lines.append(f"| {label} | {', '.join(sorted(seeds))} | " + " | ".join(cells) + f" | {wall:.0f} |")
         if row != "clip":
@@ -112,7 +90,7 @@ def render(results: dict[str, Any]) -> str:
                     baseline_rows.setdefault(key, {}).setdefault(column, []).append(scores[column])
     for key, columns in sorted(baseline_rows.items()):
         count = len(columns[COLUMNS[0]])
-        lines.append(f"| {key} | {count} runs | " + " | ".join(_mean_std(columns[c]) for c in COLUMNS) + " | - |")
+        lines.append(f"| {key} | {count} runs | " + " | ".join(mean_std(columns[c]) for c in COLUMNS) + " | - |")
     lines += ["", *meta.get("notes", [])]
     verdicts = []
     for row, seeds in runs.items():

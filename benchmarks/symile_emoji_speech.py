@@ -20,11 +20,7 @@ import json
 import os
 import platform
 import shlex
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from markdown_section import update_section
+from recipe_runs import mean_std, train_recipe
 
 from contrastkit.utils.atomic import atomic_write_json
 
@@ -70,29 +67,8 @@ NOTES = [
 
 
 def run_one(row: str, seed: int, steps: int | None, threads: int) -> dict[str, Any]:
-    overrides = [*ROWS[row][1], f"seed={seed}", f"data.seed={seed}", "train.checkpoint_every=0",
-                 "train.progress=false", *([f"train.steps={steps}"] if steps else [])]
-    with tempfile.TemporaryDirectory(prefix="ck-symile-") as folder:
-        command = [sys.executable, "-m", "contrastkit", "train", "symile-emoji-speech", "--run-dir", f"{folder}/run"]
-        for override in overrides:
-            command += ["--set", override]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        started = time.perf_counter()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{row} seed {seed} failed:\n{done.stderr[-3000:]}")
-        metrics = json.loads(Path(folder, "run", "metrics.json").read_text())
-    scores = {key: metrics[key] for key in metrics if isinstance(metrics[key], (int, float))}
-    return {"scores": scores, "baselines": metrics["baselines"], "wall_seconds": round(time.perf_counter() - started, 1),
-            "overrides": overrides}
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+    overrides = [*ROWS[row][1], f"seed={seed}", f"data.seed={seed}", *([f"train.steps={steps}"] if steps else [])]
+    return train_recipe("symile-emoji-speech", overrides, threads=threads, label=f"{row} seed {seed}")
 
 
 def render(results: dict[str, Any]) -> str:
@@ -120,7 +96,7 @@ def render(results: dict[str, Any]) -> str:
         seeds = runs.get(row, {})
         if not seeds:
             continue
-        cells = [_mean_std([run["scores"][key] for run in seeds.values() if key in run["scores"]]) for key in columns]
+        cells = [mean_std([run["scores"][key] for run in seeds.values() if key in run["scores"]]) for key in columns]
         wall = max(run["wall_seconds"] for run in seeds.values())
         lines.append(f"| {label} | {', '.join(sorted(seeds))} | " + " | ".join(cells) + f" | {wall:.0f} |")
         for run in seeds.values():
@@ -133,7 +109,7 @@ def render(results: dict[str, Any]) -> str:
                         baseline_rows.setdefault(key, {}).setdefault(column, []).append(scores[column])
     for key, values in sorted(baseline_rows.items()):
         count = len(values[COLUMNS[0]])
-        lines.append(f"| {key} | {count} runs | " + " | ".join(_mean_std(values.get(c, [])) for c in columns)
+        lines.append(f"| {key} | {count} runs | " + " | ".join(mean_std(values.get(c, [])) for c in columns)
                      + " | - |")
     lines += ["", *NOTES, *meta.get("notes", [])]
     verdicts = []
