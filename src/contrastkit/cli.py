@@ -1,4 +1,4 @@
-"""Command line: ``contrastkit train | eval | embed | search | list | data``.
+"""Command line: ``contrastkit train | eval | embed | search | export | list | data``.
 
 ``contrastkit train`` with no argument runs the main job (SimCLR on Fashion-MNIST)
 and prints the run directory's path as its last line.
@@ -225,6 +225,29 @@ def search(
             snippet = " ".join(text.split())[:width] if width > 0 else ""
             typer.echo(f"  {rank:>3}  {score:.4f}  {hit_id}" + (f"  [{label}]" if label is not None else "")
                        + (f"  {snippet}" if snippet else ""))
+
+
+@app.command("export")
+def export(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `contrastkit train`."),
+    output_format: str = typer.Option(..., "--format", help="sentence-transformers (text runs: a folder "
+                                      "SentenceTransformer(DIR) loads) or safetensors (any run: weights + "
+                                      "encoder.json for contrastkit.load_encoder(DIR))."),
+    out: Path = typer.Option(..., "--out", "-o", help="The folder to write (absent or empty, unless --force)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing non-empty --out."),
+) -> None:
+    """Export a run's trained encoder (newest intact checkpoint) as a folder other tools load.
+
+    The folder appears complete or not at all. See docs/export.md.
+    """
+    from contrastkit.train.export import export_run
+
+    try:
+        directory = export_run(run_dir, out, output_format=output_format, force=force)
+    except USER_ERRORS as error:
+        _fail(error)
+        return
+    typer.echo(str(directory))
 
 
 data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,

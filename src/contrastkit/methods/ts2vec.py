@@ -81,6 +81,14 @@ class TS2Vec(Method):
         """The per-timestamp network being trained."""
         return self.encoder.encoder  # type: ignore[return-value]
 
+    @property
+    def embedding_encoder(self) -> DilatedConvEncoder:
+        """The per-timestamp network whose max-pooled outputs :meth:`embed` returns: the averaged
+        copy once trained with ``average_weights`` (what ``contrastkit export`` writes)."""
+        if self.average_weights and int(self.averaged_steps) > 0:
+            return self.averaged.encoder  # type: ignore[return-value]
+        return self.timestamp_encoder
+
     def check_batch(self, batch: Batch) -> None:
         super().check_batch(batch)
         x = batch.inputs

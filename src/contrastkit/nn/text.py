@@ -101,6 +101,10 @@ class TextEncoder(nn.Module):
             for dot-product search on raw outputs).
         allow_download: let ``from_pretrained`` fetch a hub name.
         dropout: override the transformer's dropout probabilities (SimCSE uses 0.1).
+        load_weights: read the model's pretrained weights (default). ``False`` builds the
+            architecture from its ``config.json`` alone, with random weights: for a folder
+            that holds config and tokenizer only, whose weights come from a state dict
+            loaded next (:func:`contrastkit.load_encoder`, see :meth:`export_assets`).
 
     Attributes:
         output_dim: the embedding size.
@@ -118,6 +122,7 @@ class TextEncoder(nn.Module):
         normalize: bool = False,
         allow_download: bool = False,
         dropout: float | None = None,
+        load_weights: bool = True,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -141,7 +146,10 @@ class TextEncoder(nn.Module):
         hf_logging.disable_progress_bar()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
-            self.transformer = AutoModel.from_pretrained(path, config=config, local_files_only=local_only)
+            if load_weights:
+                self.transformer = AutoModel.from_pretrained(path, config=config, local_files_only=local_only)
+            else:
+                self.transformer = AutoModel.from_config(config)
         finally:
             hf_logging.set_verbosity(verbosity)
             if bars:
@@ -152,6 +160,20 @@ class TextEncoder(nn.Module):
         self.query_max_length = int(query_max_length or max_length)
         self.normalize = bool(normalize)
         self.output_dim = int(config.hidden_size)
+
+    def export_assets(self, directory: str | os.PathLike[str]) -> dict[str, object]:
+        """Write what rebuilding this encoder needs besides its state dict; return the arguments that change.
+
+        The transformer's ``config.json`` (with any dropout override) and the tokenizer's files
+        go to ``directory/transformer``, so an exported encoder folder does not depend on the
+        model directory (or package) the run read. The weights are not written here: they are
+        in the encoder's state dict, so the rebuilt encoder reads ``config.json`` only
+        (``load_weights=False``). A :class:`~pathlib.Path` in the result names a file of the folder.
+        """
+        target = Path(directory) / "transformer"
+        self.transformer.config.save_pretrained(target)
+        self.tokenizer.save_pretrained(target)
+        return {"model": target, "load_weights": False, "allow_download": False}
 
     @property
     def mask_token_id(self) -> int | None:
