@@ -13,6 +13,7 @@ from contrastkit.data.registry import (
     dataset_names,
     load_dataset,
     register_dataset,
+    register_splits,
 )
 from contrastkit.data.splits import split_indices, stratified_order, subset_indices
 
@@ -26,6 +27,7 @@ __all__ = [
     "load_dataset",
     "read_idx",
     "register_dataset",
+    "register_splits",
     "split_indices",
     "stratified_order",
     "subset_indices",

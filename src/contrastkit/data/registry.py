@@ -40,6 +40,7 @@ _BUILTIN_MODULES = (
     "contrastkit.data.emoji_speech",
     "contrastkit.data.channel_groups",
     "contrastkit.data.music_sheets",
+    "contrastkit.data.hf_datasets",
 )
 
 
@@ -97,6 +98,44 @@ def register_dataset(name: str, *, description: str | None = None) -> Callable[[
         ValueError: when ``name`` is already registered to another loader.
     """
     return _REGISTRY.register(name, description=description)
+
+
+def register_splits(name: str, splits: DatasetSplits, *, description: str | None = None,
+                    replace: bool = False) -> DatasetSplits:
+    """Register splits you built in Python (a DataFrame, a PyG graph, ...) under ``name``.
+
+    Recipes and :func:`contrastkit.train.run.run` then find them by name like any dataset
+    (``load_config("ts2vec", ["data=my-series"])``). The loader returns the same object every
+    time and takes no options besides ``data_dir`` (ignored).
+
+    Args:
+        name: the dataset's name.
+        splits: the splits to serve.
+        description: a one-line description; default ``"your own splits (registered in Python)"``.
+        replace: replace a dataset already registered under ``name`` (e.g. when a notebook cell
+            runs again); without it a taken name raises.
+
+    Returns:
+        ``splits``, unchanged.
+
+    Raises:
+        ValueError: when ``splits`` is not a :class:`DatasetSplits`, or ``name`` is taken and
+            ``replace`` is false.
+    """
+    if not isinstance(splits, DatasetSplits):
+        raise ValueError(f"register_splits({name!r}): expected DatasetSplits, got {type(splits).__name__}")
+    _ensure_builtins()
+    if name in _REGISTRY:
+        if not replace:
+            raise ValueError(f"dataset {name!r} is already registered; pick another name or pass replace=True")
+        _REGISTRY.unregister(name)
+
+    def load_registered_splits(*, data_dir: str | Path | None = None) -> DatasetSplits:
+        return splits
+
+    _REGISTRY.register(name, load_registered_splits,
+                       description=description or "your own splits (registered in Python)")
+    return splits
 
 
 def register_dataset_prefix(prefix: str, loader: DatasetLoader, *, description: str | None = None) -> DatasetLoader:

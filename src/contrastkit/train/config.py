@@ -69,11 +69,16 @@ class EvalConfig:
             initialised encoder, BM25, ...) in the same run.
         plots: write ``loss_curve.png`` and ``embedding_2d.png``.
         plot_method: ``pca`` or ``tsne`` for the 2-D scatter.
+        tensorboard_projector: at the end of the run, write TensorBoard's embedding projector
+            files for the test split into ``RUN_DIR/tensorboard`` (what ``contrastkit embed RUN_DIR
+            --format tensorboard`` writes: vectors, labels as metadata, a sprite of thumbnails for
+            image rows); view them with ``tensorboard --logdir RUN_DIR/tensorboard``.
     """
 
     baselines: bool = True
     plots: bool = True
     plot_method: str = bounded("pca", choices=PLOT_METHODS)
+    tensorboard_projector: bool = False
 
 
 #: The run-level ``eval:`` keys; the rest of the section belongs to the protocol.

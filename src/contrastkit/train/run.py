@@ -35,6 +35,7 @@ import yaml
 
 from contrastkit.data import DatasetSplits, load_dataset
 from contrastkit.eval import plot_embedding_2d, plot_loss_curve, print_table
+from contrastkit.eval.projector import write_projector
 from contrastkit.eval.protocols import EvaluationProtocol
 from contrastkit.methods import Method, build_method
 from contrastkit.modalities import check_method, modality_of
@@ -56,6 +57,8 @@ from contrastkit.utils.seed import seed_everything
 
 BASELINES_FILE = "baselines.json"
 METRICS_FILE = "metrics.json"
+#: Where ``eval.tensorboard_projector`` puts the projector files: beside the scalars of ``train.tensorboard``.
+PROJECTOR_DIR = "tensorboard"
 
 
 def load_data(config: dict[str, Any]) -> DatasetSplits:
@@ -303,11 +306,33 @@ def _run_in(
             plot_embedding_2d(test_features, plot_labels, run_dir / "embedding_2d.png",
                               method=evaluation.plot_method, seed=seed, class_names=splits.class_names,
                               title=f"{config['method']['name']} test embeddings ({evaluation.plot_method})")
+    if evaluation.tensorboard_projector:
+        write_run_projector(run_dir, evaluator, method, say=say)
     _report(run_dir, config, learned, baselines, evaluator, metrics, plots=evaluation.plots, say=say)
     if verbose:
         print_table({"learned": learned, **baselines}, columns=evaluator.columns(),
                     title=f"{config['method']['name']} on {splits.name} ({evaluator.describe()})")
     return run_dir, metrics
+
+
+def write_run_projector(run_dir: Path, evaluator: EvaluationProtocol, method: Method, *, say: Any = None) -> Path:
+    """TensorBoard's embedding projector for the run's test split, in ``RUN_DIR/tensorboard``.
+
+    The protocol's ``embed`` gives the tables (the rows ``contrastkit embed RUN_DIR`` exports, with
+    their labels, and thumbnails for image rows); one table sits beside ``projector_config.pbtxt``,
+    several get a sub-folder each, as in an embedding folder.
+
+    Returns:
+        The config file's path.
+    """
+    started = time.perf_counter()
+    tables = evaluator.embed(method, "test")
+    placed = [(".", tables[0])] if len(tables) == 1 else [(table.name, table) for table in tables]
+    config = write_projector(run_dir / PROJECTOR_DIR, placed)
+    if say is not None:
+        rows = ", ".join(f"{table.name} {len(table)}" for table in tables)
+        say(f"projector written to {config.parent} ({rows} rows) in {time.perf_counter() - started:.0f}s")
+    return config
 
 
 def _recipe_as_shipped(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -358,6 +383,9 @@ def evaluate_run(run_dir: str | Path, overrides: list[str] | None = None, *, ver
     metrics.update(learned)
     metrics["evaluated_step"] = state.step
     metrics["eval_settings"] = dataclasses.asdict(evaluator.settings)
+    if eval_config(config).tensorboard_projector:
+        write_run_projector(run_dir, evaluator, method,
+                            say=lambda message: print(message, file=sys.stderr) if verbose else None)
     baselines_path = run_dir / BASELINES_FILE
     if fresh_baselines is not None:
         metrics["baselines"] = fresh_baselines

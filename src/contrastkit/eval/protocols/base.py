@@ -99,6 +99,9 @@ class EmbeddingTable:
         metric: how rows compare: ``"cosine"`` or ``"dot"`` (the protocol's own score).
         text_queries: whether :meth:`EvaluationProtocol.encode_queries` maps text into this
             table's space (so ``search`` can answer text queries).
+        thumbnails: optional images of the rows, ``[N, C, H, W]`` (``C`` 1 or 3) or ``[N, H, W]``
+            (a tensor or an array, values in ``[0, 1]`` or any range), shown as the rows' pictures by
+            TensorBoard's projector (its sprite); not stored in the embedding folder's numpy files.
 
     Raises:
         ValueError: for a bad name or metric, features that are not a finite ``[N, D]`` matrix
@@ -113,6 +116,7 @@ class EmbeddingTable:
     class_names: list[str] | None = None
     metric: str = "cosine"
     text_queries: bool = False
+    thumbnails: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _TABLE_NAME.match(self.name):
@@ -146,6 +150,11 @@ class EmbeddingTable:
             labels = labels.astype(np.int64)
         if self.texts is not None and len(self.texts) != count:
             raise ValueError(f"EmbeddingTable {self.name}: expected {count} texts, got {len(self.texts)}")
+        if self.thumbnails is not None:
+            shape = tuple(self.thumbnails.shape)
+            if not (len(shape) == 3 or (len(shape) == 4 and shape[1] in (1, 3))) or shape[0] != count:
+                raise ValueError(f"EmbeddingTable {self.name}: expected thumbnails [{count}, C, H, W] (C 1 or 3) "
+                                 f"or [{count}, H, W], got shape {shape}")
         self.features, self.ids, self.labels = features, ids, labels
 
     def __len__(self) -> int:
@@ -188,12 +197,17 @@ def merge_splits(per_split: Mapping[str, Sequence[EmbeddingTable]]) -> list[Embe
         texts = None
         if all(table.texts is not None for _, table in parts):
             texts = [text for _, table in parts for text in table.texts or []]
+        thumbnails = None
+        pictures = [table.thumbnails for _, table in parts]
+        if all(picture is not None for picture in pictures) and len({tuple(p.shape[1:]) for p in pictures}) == 1:
+            thumbnails = np.concatenate([np.asarray(p.detach().cpu() if isinstance(p, torch.Tensor) else p)
+                                         for p in pictures])
         out.append(EmbeddingTable(
             name, np.concatenate([table.features for _, table in parts]),
             [f"{split}/{row_id}" for split, table in parts for row_id in table.ids],
             labels=np.concatenate(labels) if labelled else None, texts=texts,
             class_names=first.class_names if same_names else class_names,
-            metric=first.metric, text_queries=first.text_queries,
+            metric=first.metric, text_queries=first.text_queries, thumbnails=thumbnails,
         ))  # fmt: skip
     return out
 

@@ -6,7 +6,8 @@ weighted kNN (InstDisc's protocol) and a linear probe score the features, and th
 RBF-SVM probe (TS2Vec's protocol) where enabled. The final scores add alignment and
 uniformity of two augmented views of test rows. Baselines from the same run: the raw
 inputs as features, and the untrained encoder. ``embed`` exports the same backbone
-features of every row of a split (table ``samples``: row numbers as ids, the labels).
+features of every row of a split (table ``samples``: row numbers as ids, the labels, and the
+images themselves as thumbnails when the rows are ``[C, H, W]`` pictures).
 """
 
 from __future__ import annotations
@@ -96,8 +97,13 @@ class ClassificationProtocol(EvaluationProtocol):
         tables = {}
         for part in split_parts(split):
             features, labels = self.features_of(model, datasets[part])
+            inputs = getattr(datasets[part], "inputs", None)
+            # Rows that are pictures ([N, C, H, W], grey or RGB) travel along as the projector's thumbnails.
+            pictures = None
+            if isinstance(inputs, torch.Tensor) and inputs.dim() == 4 and inputs.shape[1] in (1, 3):
+                pictures = inputs
             tables[part] = [EmbeddingTable("samples", features, list(range(len(features))), labels=labels,
-                                           class_names=self.splits.class_names)]
+                                           class_names=self.splits.class_names, thumbnails=pictures)]
         return merge_splits(tables)
 
     def score(self, train_features: torch.Tensor, test_features: torch.Tensor, linear: bool | None = None) -> dict:
