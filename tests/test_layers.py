@@ -33,6 +33,10 @@ LAYERS: dict[str, int] = {
     "catalog": 8,
     "train": 8,
     "cli": 9,
+    # integrations with other libraries (issue 20): they drive train/ like the command line does
+    "sklearn": 9,
+    "aeon": 9,
+    "lightning": 9,
     "__main__": 10,
     "__init__": 10,  # the package's own __init__ (re-exports only)
 }
