@@ -5,21 +5,31 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
+DOCS_STAMP := $(VENV)/.installed-docs
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: run test test-all bench bench-scaling fashion-mnist emoji-font audio-tools chromium clean
+.PHONY: run test test-all docs bench bench-scaling fashion-mnist emoji-font audio-tools chromium clean
 
+# The test install includes docs (the strict site build is a test), lightning and hf (their integrations are tested).
 # torch is pinned to the CPU build cached on these machines: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,text,graph,multimodal]'
+	$(PIP) install -q -e '.[dev,text,graph,multimodal,docs,lightning,hf]'
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
 	$(PIP) install -q -e '.[dev,text,graph,multimodal,bench]'
 	touch $(BENCH_STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(PIP) install -q -e '.[dev,text,graph,multimodal,docs]'
+	touch $(DOCS_STAMP)
+
+# The documentation site, strictly (a broken link or docstring reference fails): mkdocs.yml, into site/.
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist package; install it when apt is available.
 fashion-mnist:
@@ -91,4 +101,4 @@ bench-scaling: $(BENCH_STAMP)
 	$(PY) benchmarks/loss_scaling.py
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs build site *.egg-info

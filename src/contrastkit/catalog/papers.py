@@ -5,7 +5,7 @@ methods catalog (FULL: implemented and checked on offline data; PARTIAL: impleme
 math tests, its paper-scale check needs data or models that are not offline; OUT: nothing
 honest to implement), where it lives (``components``: dotted paths a test imports), which
 issue owns it, and which benchmark measures it: ``checks`` are row keys of
-``benchmarks/seed_checks.py`` (results in :mod:`contrastkit.catalog.check_results`), and
+``benchmarks/seed_checks.py`` (results in ``contrastkit/catalog/check_results.json``), and
 ``benchmark`` names another ``BENCHMARKS.md`` section where the paper's own issue measured it.
 """
 

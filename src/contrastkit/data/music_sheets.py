@@ -59,6 +59,7 @@ _REBUILD_HINT = "rebuild it with `python -m contrastkit.data.music_sheets_build 
 
 
 def sha256_of(path: str | Path) -> str:
+    """The hex SHA-256 of the file at ``path``, read in 1 MiB blocks (recorded for each input file in the build manifest)."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -40,7 +40,7 @@ def extract_features(
 
     Args:
         embed_fn: maps an input batch (on ``device``) to features ``[B, D]``, e.g. ``method.embed``.
-        dataset: the samples (an :class:`ArrayDataset`, or any dataset of :class:`Batch` samples).
+        dataset: the samples (an :class:`ArrayDataset`, or any dataset of :class:`~contrastkit.data.batch.Batch` samples).
         batch_size: rows per call of ``embed_fn``.
         device: where the inputs are moved before ``embed_fn``.
 

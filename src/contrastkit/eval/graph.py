@@ -78,7 +78,7 @@ def node_classification(
         max_iter: the largest number of L-BFGS iterations per fit.
         seed: accepted so that every protocol takes the run's seed; the fit is deterministic
             (full-batch L-BFGS from zero) and draws nothing, so the result does not depend on it.
-            The randomness of the protocol is the split's (:func:`node_split`'s ``seed``).
+            The randomness of the protocol is the split's (:func:`~contrastkit.data.graph_splits.node_split`'s ``seed``).
 
     Returns:
         ``{"node_accuracy", "node_macro_f1", "node_val_accuracy", "node_weight_decay"}``: test

@@ -16,7 +16,7 @@ run: for the first ``K`` optimiser steps the loss is NT-Xent within each modalit
 (:func:`~contrastkit.functional.contrastive.nt_xent` on two views of the audio, plus the same on
 two views of the sheets, averaged) and the audio--sheet pairing is never looked at; from step
 ``K`` on it is the cross-modal loss. Under torchrun every process's rows are gathered with
-gradient (as CLIP and SimCLR do), and :meth:`embeddings` / :meth:`loss_from_embeddings` split the
+gradient (as CLIP and SimCLR do), and :meth:`AudioSheetCLIP.embeddings` / :meth:`AudioSheetCLIP.loss_from_embeddings` split the
 step for gradient caching in both stages.
 
 Deviations from the official code (``ucasr/models/vgg_model.py``, ``utils/losses.py``,

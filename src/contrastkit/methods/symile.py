@@ -143,8 +143,9 @@ class Symile(TupleMethod):
     """Symile: an InfoNCE on multilinear inner products, each field in turn the anchor.
 
     Args:
-        encoder, views, logit_scale_init, learn_logit_scale: see :class:`TupleMethod`.
+        encoder, views: see :class:`TupleMethod`.
         negatives: ``"n"`` (O(N) shuffled partner tuples, official default) or ``"n_squared"``.
+        **options: ``logit_scale_init``, ``learn_logit_scale``: see :class:`TupleMethod`.
     """
 
     zero_shot_scoring = "product"

@@ -25,6 +25,9 @@ __all__ = ["ChannelGroupsModality"]
 
 
 class ChannelGroupsModality(Modality):
+    """Multichannel series whose channel groups (sensors) are the modalities: one tower per group, fused
+    by concatenation; evaluated by kNN, linear and RBF-SVM probes on the fused and on each group's features."""
+
     name = "channel-groups"
     description = ("series whose channel groups are modalities [C, T]: one tower per group, fused by "
                    "concatenation; kNN + linear + RBF-SVM on the fused and on each group's features")

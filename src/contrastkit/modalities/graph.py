@@ -36,12 +36,16 @@ class _GraphViews(Modality):
 
 
 class NodeGraphModality(_GraphViews):
+    """One large graph at node level: neighbour-sampled batches, a node-classification probe and link prediction."""
+
     name = "graph"
     description = "one large graph, node level: neighbour-sampled batches, node probe + link prediction"
     protocol = NodeGraphProtocol
 
 
 class GraphSetModality(_GraphViews):
+    """A set of small graphs at graph level: graph views, pooled graph embeddings, kNN + linear probe."""
+
     name = "graphs"
     description = "a set of small graphs, graph level: pooled embeddings, kNN + linear probe"
     protocol = GraphSetProtocol

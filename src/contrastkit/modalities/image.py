@@ -13,6 +13,8 @@ from contrastkit.views.image import build_views, view_preset_names
 
 
 class ImageModality(Modality):
+    """Images ``[C, H, W]``: image views and a kNN + linear-probe evaluation of the frozen features."""
+
     name = "image"
     description = "images [C, H, W]: image views, kNN + linear-probe evaluation"
     protocol = ClassificationProtocol

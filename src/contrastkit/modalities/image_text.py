@@ -13,6 +13,8 @@ from contrastkit.views.image_text import IMAGE_TEXT_VIEW_PRESETS, build_image_te
 
 
 class ImageTextModality(Modality):
+    """Images with captions: image and caption views, two towers, retrieval both ways and zero-shot classification."""
+
     name = "image-text"
     description = "images with captions: image and caption views, two towers, retrieval + zero-shot evaluation"
     protocol = ImageTextProtocol

@@ -12,6 +12,8 @@ from contrastkit.modalities.base import Modality
 
 
 class InteractionsModality(Modality):
+    """User-item interactions: embedding-table encoders evaluated by full-ranking Recall@20 and NDCG@20."""
+
     name = "interactions"
     description = "user-item interactions: embedding-table encoders, full-ranking Recall@20 / NDCG@20"
     protocol = RankingProtocol

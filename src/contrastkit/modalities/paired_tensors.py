@@ -25,6 +25,8 @@ __all__ = ["AudioSheetModality"]
 
 
 class AudioSheetModality(Modality):
+    """Audio snippets paired with sheet-music images: two towers, retrieval both ways and piece identification."""
+
     name = "audio-sheet"
     description = ("audio snippets paired with sheet-music images: two towers, retrieval both ways + "
                    "piece identification")

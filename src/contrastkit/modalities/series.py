@@ -13,6 +13,8 @@ from contrastkit.views.series import build_series_views, series_view_preset_name
 
 
 class SeriesModality(Modality):
+    """Time series ``[C, T]``: series views and TS2Vec's protocol (kNN, linear and RBF-SVM probes)."""
+
     name = "series"
     description = "time series [C, T]: series views, kNN + linear + RBF-SVM evaluation (TS2Vec's protocol)"
     protocol = ClassificationProtocol

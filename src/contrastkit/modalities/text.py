@@ -14,6 +14,8 @@ from contrastkit.views.text import build_text_views, text_view_preset_names
 
 
 class TextModality(Modality):
+    """Text and code pairs: token views and a dense-retrieval evaluation (trec_eval) against BM25."""
+
     name = "text"
     description = "text and code pairs: token views, dense-retrieval evaluation (trec_eval) against BM25"
     protocol = RetrievalProtocol

@@ -25,6 +25,8 @@ TUPLE_VIEW_PRESETS = ("none", "shift")
 
 
 class TupleModality(Modality):
+    """Tuples of several modalities (image, audio, text, ...): a tower per field, Symile's zero-shot evaluation."""
+
     name = "tuples"
     description = "tuples of several modalities (image, audio, text, ...): a tower per field, Symile zero-shot evaluation"
     protocol = TupleProtocol

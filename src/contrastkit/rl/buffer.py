@@ -37,8 +37,8 @@ keeps (pixels, states, goals) and tests can check the indices directly:
 - :meth:`TrajectoryBuffer.sample_action_windows` -- observation ``t``, actions
   ``t .. t + K - 1`` and observation ``t + K`` (TACO's action sequence and future state).
 
-Files: :meth:`save` writes a ``.npz`` atomically (:mod:`contrastkit.utils.atomic`) with
-plain arrays only; :meth:`load` reads it with ``allow_pickle=False`` and checks every key,
+Files: :meth:`TrajectoryBuffer.save` writes a ``.npz`` atomically (:mod:`contrastkit.utils.atomic`) with
+plain arrays only; :meth:`TrajectoryBuffer.load` reads it with ``allow_pickle=False`` and checks every key,
 dtype and length, failing with one line that names the file and what is wrong.
 
 ``collect(env, policy, n_steps, seed)`` runs any environment with the gymnasium API
