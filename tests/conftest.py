@@ -94,3 +94,27 @@ def ddp_step_results(rank: int, port: int, world: int, builders: dict, batch_of_
     finally:
         dist.barrier()
         dist.destroy_process_group()
+
+
+def cli_error_line(result) -> str:
+    """The single ``error: ...`` line a refused command prints: exit code 2, no other output line, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def trained_run(run_dir):
+    """``(splits, method)``: a run's data and model with its newest checkpoint, in eval mode."""
+    from contrastkit.train.checkpoint import load_checkpoint, resolve_checkpoint
+    from contrastkit.train.config import load_run_config, resolved
+    from contrastkit.train.run import build_method_from_config, load_data
+
+    config = resolved(load_run_config(run_dir))
+    splits = load_data(config)
+    method = build_method_from_config(config, splits)
+    load_checkpoint(resolve_checkpoint(run_dir / "checkpoints"), method, restore_rng=False)
+    return splits, method.eval()
+

@@ -16,6 +16,7 @@ from contrastkit.data import dataset_names
 from contrastkit.methods import method_names
 from contrastkit.recipes import recipe_names
 from contrastkit.train.config import load_config, resolved
+from tests.conftest import cli_error_line
 
 runner = CliRunner()
 
@@ -28,14 +29,6 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _error_line(result) -> str:
-    """The single ``error: ...`` line a rejected command prints (and check it is the only output line)."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +111,7 @@ def test_train_without_run_dir_writes_under_runs(tmp_path, monkeypatch):
 def test_train_refuses_to_overwrite_a_run(finished_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["train", "--run-dir", str(finished_run[0]), *TINY, *NO_EXTRAS])
-    assert "already holds a run" in _error_line(result)
+    assert "already holds a run" in cli_error_line(result)
 
 
 def test_eval_rewrites_metrics_json(run_copy, finished_run):
@@ -209,7 +202,7 @@ def test_resume_of_an_interrupted_run_reproduces_the_same_losses(run_copy, finis
 )
 def test_bad_train_input_exits_2_with_one_error_line(arguments, expected, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    line = _error_line(runner.invoke(app, [arguments[0], "--run-dir", str(tmp_path / "run"), *arguments[1:]]))
+    line = cli_error_line(runner.invoke(app, [arguments[0], "--run-dir", str(tmp_path / "run"), *arguments[1:]]))
     assert expected in line
 
 
@@ -224,47 +217,47 @@ def test_bad_train_input_exits_2_with_one_error_line(arguments, expected, tmp_pa
 def test_unknown_name_lists_the_registered_names_sorted(arguments, known, tmp_path, monkeypatch):
     # The list grows with every registration, so the test checks its form, not a fixed prefix.
     monkeypatch.chdir(tmp_path)
-    line = _error_line(runner.invoke(app, [arguments[0], "--run-dir", str(tmp_path / "run"), *arguments[1:]]))
+    line = cli_error_line(runner.invoke(app, [arguments[0], "--run-dir", str(tmp_path / "run"), *arguments[1:]]))
     names = line.split("expected one of: ", 1)[1].split(", ")
     assert names == sorted(names) and known <= set(names), line
 
 
 def test_fashion_mnist_error_names_the_missing_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    line = _error_line(runner.invoke(app, ["train", "--run-dir", "r", "--set", "data.data_dir=/nonexistent"]))
+    line = cli_error_line(runner.invoke(app, ["train", "--run-dir", "r", "--set", "data.data_dir=/nonexistent"]))
     assert "/nonexistent does not exist" in line and "data.data_dir=PATH" in line
 
 
 def test_eval_of_a_folder_that_is_not_a_run_dir(tmp_path):
-    line = _error_line(runner.invoke(app, ["eval", str(tmp_path)]))
+    line = cli_error_line(runner.invoke(app, ["eval", str(tmp_path)]))
     assert "is not a run directory: expected" in line and "config.yaml" in line
 
 
 def test_eval_of_a_run_dir_without_checkpoints(tmp_path):
     config = resolved(load_config(None, ["data.name=digits", "eval.baselines=false"]))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    line = _error_line(runner.invoke(app, ["eval", str(tmp_path)]))
+    line = cli_error_line(runner.invoke(app, ["eval", str(tmp_path)]))
     assert "has no checkpoint" in line and "latest.json" in line
 
 
 def test_resume_of_a_dir_without_checkpoints(tmp_path):
     config = resolved(load_config(None, ["data.name=digits", "train.steps=2", "eval.baselines=false"]))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    line = _error_line(runner.invoke(app, ["train", "--resume", str(tmp_path)]))
+    line = cli_error_line(runner.invoke(app, ["train", "--resume", str(tmp_path)]))
     assert "cannot resume: no checkpoint" in line and "latest.json" in line
 
 
 def test_resume_of_a_folder_that_is_not_a_run_dir(tmp_path):
-    line = _error_line(runner.invoke(app, ["train", "--resume", str(tmp_path / "absent")]))
+    line = cli_error_line(runner.invoke(app, ["train", "--resume", str(tmp_path / "absent")]))
     assert "is not a run directory" in line
 
 
 def test_resume_refuses_a_recipe_or_a_change_of_what_it_trains(finished_run):
-    line = _error_line(runner.invoke(app, ["train", "simclr", "--resume", str(finished_run[0])]))
+    line = cli_error_line(runner.invoke(app, ["train", "simclr", "--resume", str(finished_run[0])]))
     assert "--resume continues a run with its saved config" in line
-    line = _error_line(runner.invoke(app, ["train", "--resume", str(finished_run[0]), "--set", "train.lr=0.5"]))
+    line = cli_error_line(runner.invoke(app, ["train", "--resume", str(finished_run[0]), "--set", "train.lr=0.5"]))
     assert "--resume --set train.lr: only train.steps" in line
-    line = _error_line(runner.invoke(app, ["train", "--resume", str(finished_run[0]), "--set", "train.steps=abc"]))
+    line = cli_error_line(runner.invoke(app, ["train", "--resume", str(finished_run[0]), "--set", "train.steps=abc"]))
     assert "train.steps: expected an integer or null, got 'abc'" in line
 
 
@@ -283,11 +276,11 @@ def test_eval_of_a_run_with_other_eval_settings(run_copy):
     assert metrics["eval_settings"]["knn_k"] == 5
     assert "random_init" in metrics["baselines"]  # measured again with the same settings
     assert yaml.safe_load((run_copy / "config.yaml").read_text())["eval"]["knn_k"] != 5  # the run's own stay
-    line = _error_line(runner.invoke(app, ["eval", str(run_copy), "--set", "train.steps=3"]))
+    line = cli_error_line(runner.invoke(app, ["eval", str(run_copy), "--set", "train.steps=3"]))
     assert "eval RUN_DIR --set train.steps: only eval.*, train.device can change" in line
     result = runner.invoke(app, ["eval", str(run_copy), "--set", "train.device=cpu"])  # e.g. a GPU run on a laptop
     assert result.exit_code == 0, (result.output, result.exception)
-    line = _error_line(runner.invoke(app, ["eval", str(run_copy), "--set", "eval.knn_k=0"]))
+    line = cli_error_line(runner.invoke(app, ["eval", str(run_copy), "--set", "eval.knn_k=0"]))
     assert "eval.knn_k: expected a value ≥ 1, got 0" in line
 
 

@@ -24,9 +24,7 @@ from contrastkit.data.paired import ImageCaptionDataset
 from contrastkit.data.registry import DatasetSplits
 from contrastkit.data.text import RetrievalTask, TextPairDataset
 from contrastkit.eval.protocols import ImageTextProtocol, ImageTextSettings, RetrievalProtocol, RetrievalSettings
-from contrastkit.train.checkpoint import load_checkpoint, resolve_checkpoint
-from contrastkit.train.config import load_run_config, resolved
-from contrastkit.train.run import build_method_from_config, load_data
+from tests.conftest import cli_error_line, trained_run
 
 runner = CliRunner()
 
@@ -46,21 +44,8 @@ def _embed(run_dir: Path, out: Path, *arguments: str) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
-def _error_line(result) -> str:
-    """The one ``error: ...`` line of a refused command (exit code 2, no traceback)."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
-def _trained(run_dir: Path):
-    """``(splits, method)``: the run's data and model with its newest checkpoint, in eval mode."""
-    config = resolved(load_run_config(run_dir))
-    splits = load_data(config)
-    method = build_method_from_config(config, splits)
-    load_checkpoint(resolve_checkpoint(run_dir / "checkpoints"), method, restore_rng=False)
-    return splits, method.eval()
 
 
 def _stored(folder: Path) -> tuple[np.ndarray, list, np.ndarray | None]:
@@ -84,7 +69,7 @@ def digits_run(tmp_path_factory) -> Path:
 
 
 def test_image_run_exports_each_split_as_its_model_embeds_it(digits_run, tmp_path):
-    splits, method = _trained(digits_run)
+    splits, method = trained_run(digits_run)
     manifest = _embed(digits_run, tmp_path / "test")
     features, ids, labels = _stored(tmp_path / "test")
     assert features.dtype == np.float32 and features.shape[0] == len(splits.test) == manifest["count"]
@@ -110,14 +95,14 @@ def test_image_run_exports_each_split_as_its_model_embeds_it(digits_run, tmp_pat
 def test_existing_folders_are_replaced_only_with_overwrite(digits_run, tmp_path):
     out = tmp_path / "out"
     _embed(digits_run, out)
-    line = _error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(out), "--split", "train"]))
+    line = cli_error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(out), "--split", "train"]))
     assert "--overwrite" in line and json.loads((out / "manifest.json").read_text())["split"] == "test"
     assert _embed(digits_run, out, "--split", "train", "--overwrite")["split"] == "train"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no staging or retired folder left
     # --overwrite never deletes a folder that is not an embedding folder.
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
-    line = _error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "notes"), "--overwrite"]))
+    line = cli_error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "notes"), "--overwrite"]))
     assert "not an embedding folder" in line and (tmp_path / "notes" / "keep.txt").read_text() == "mine"
 
 
@@ -126,14 +111,14 @@ def test_a_failed_export_leaves_nothing_behind(digits_run, tmp_path, monkeypatch
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("contrastkit.eval.embedding_folder.write_projector", full_disk)
-    line = _error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "new"),
+    line = cli_error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "new"),
                                            "--format", "tensorboard"]))
     assert "No space left on device" in line
     assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary sibling
     monkeypatch.undo()
     before = _embed(digits_run, tmp_path / "old")
     monkeypatch.setattr("contrastkit.eval.embedding_folder.write_projector", full_disk)
-    _error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "old"), "--split", "train",
+    cli_error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "old"), "--split", "train",
                                     "--format", "tensorboard", "--overwrite"]))
     assert json.loads((tmp_path / "old" / "manifest.json").read_text()) == before  # the old folder, intact
     assert [path.name for path in tmp_path.iterdir()] == ["old"]
@@ -175,27 +160,27 @@ def test_search_by_id_finds_the_row_itself_first(digits_run, tmp_path):
     cosine = unit @ unit[7]
     assert int(hits[1][2]) == int(np.argsort(-cosine)[1]) and scores[1] == pytest.approx(cosine[int(hits[1][2])],
                                                                                           abs=1e-4)
-    line = _error_line(runner.invoke(app, ["search", str(out), "a text query"]))
+    line = cli_error_line(runner.invoke(app, ["search", str(out), "a text query"]))
     assert "cannot be searched with text" in line and "--id" in line
-    assert "no row with id 'nope'" in _error_line(runner.invoke(app, ["search", str(out), "--id", "nope"]))
-    assert "one of them" in _error_line(runner.invoke(app, ["search", str(out)]))
+    assert "no row with id 'nope'" in cli_error_line(runner.invoke(app, ["search", str(out), "--id", "nope"]))
+    assert "one of them" in cli_error_line(runner.invoke(app, ["search", str(out)]))
 
 
 def test_bad_embed_input_is_one_error_line(digits_run, tmp_path):
-    line = _error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "o"), "--split", "val"]))
+    line = cli_error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "o"), "--split", "val"]))
     assert "expected one of train, test, all, got 'val'" in line
-    line = _error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "o"), "--format", "png"]))
+    line = cli_error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "o"), "--format", "png"]))
     assert "--format" in line and not (tmp_path / "o").exists()
     untrained = tmp_path / "untrained"
     untrained.mkdir()
     shutil.copy(digits_run / "config.yaml", untrained / "config.yaml")
-    line = _error_line(runner.invoke(app, ["embed", str(untrained), "--out", str(tmp_path / "o")]))
+    line = cli_error_line(runner.invoke(app, ["embed", str(untrained), "--out", str(tmp_path / "o")]))
     assert "has no checkpoint" in line
-    line = _error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "o"), "--model", "x"]))
+    line = cli_error_line(runner.invoke(app, ["embed", str(digits_run), "--out", str(tmp_path / "o"), "--model", "x"]))
     assert "run directory" in line
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("one document\n")
-    line = _error_line(runner.invoke(app, ["embed", str(corpus), "--out", str(tmp_path / "o"), "--split", "all"]))
+    line = cli_error_line(runner.invoke(app, ["embed", str(corpus), "--out", str(tmp_path / "o"), "--split", "all"]))
     assert "apply to a run directory" in line
 
 
@@ -205,7 +190,7 @@ def test_bad_embed_input_is_one_error_line(digits_run, tmp_path):
 def test_series_run_exports_its_test_series(tmp_path):
     run_dir = _train(tmp_path / "run", "ts2vec", "--set", "data=ucr:GunPoint", "--set", "train.steps=1",
                      "--set", "train.batch_size=8", "--set", "eval.linear=false")
-    splits, method = _trained(run_dir)
+    splits, method = trained_run(run_dir)
     manifest = _embed(run_dir, tmp_path / "out")
     features, ids, labels = _stored(tmp_path / "out")
     assert manifest["modality"] == "series" and features.shape[0] == len(splits.test) and ids[-1] == len(ids) - 1
@@ -219,7 +204,7 @@ def test_node_graph_run_exports_the_probe_split_of_its_nodes(tmp_path):
     pytest.importorskip("torch_geometric")
     run_dir = _train(tmp_path / "run", "grace-debian", "--set", "data=karate-club", "--set", "train.steps=2",
                      "--set", "train.batch_size=16")
-    splits, method = _trained(run_dir)
+    splits, method = trained_run(run_dir)
     task = splits.test
     with torch.no_grad():
         every_node = method.embed(task.graph).numpy()
@@ -240,7 +225,7 @@ def test_graph_set_run_exports_pooled_graph_embeddings(tmp_path):
     pytest.importorskip("torch_geometric")
     run_dir = _train(tmp_path / "run", "graphcl-synthetic", "--set", "data.num_graphs=48", "--set", "train.steps=2",
                      "--set", "train.batch_size=8", "--set", "eval.knn_k=5")
-    splits, method = _trained(run_dir)
+    splits, method = trained_run(run_dir)
     _embed(run_dir, tmp_path / "out", "--split", "train")
     features, ids, labels = _stored(tmp_path / "out")
     batch = splits.train.__getitems__(list(range(len(splits.train))))
@@ -257,7 +242,7 @@ def test_recommendation_run_exports_users_and_items(tmp_path):
                                            for user in range(60) for k in range(8)))
     run_dir = _train(tmp_path / "run", "lightgcl-tags", "--set", f"data=interactions:{log}", "--set",
                      "method.name=lightgcn", "--set", "train.steps=4", "--set", "train.batch_size=64")
-    splits, method = _trained(run_dir)
+    splits, method = trained_run(run_dir)
     with torch.no_grad():
         users, items = (tensor.numpy() for tensor in method.user_item_embeddings())
     out = tmp_path / "out"
@@ -285,7 +270,7 @@ def test_recommendation_run_exports_users_and_items(tmp_path):
     assert hits[0][2] == item_ids[int(np.argmax(scores))]
     assert float(hits[0][1]) == pytest.approx(float(scores.max()), abs=1e-4)
     assert _embed(run_dir, tmp_path / "every", "--split", "all")["tables"][0]["count"] == data.num_users
-    line = _error_line(runner.invoke(app, ["search", str(out), "--table", "nope", "--id", user]))
+    line = cli_error_line(runner.invoke(app, ["search", str(out), "--table", "nope", "--id", user]))
     assert "no table 'nope'; its tables: users, items" in line
 
 
@@ -369,7 +354,7 @@ def test_text_run_exports_corpus_and_queries_and_answers_text(tmp_path):
     run_dir = _train(tmp_path / "run", "code-search", "--set", "data=text-pairs", "--set",
                      f"data.train={tmp_path / 'train.jsonl'}", "--set", f"data.test={tmp_path / 'test.jsonl'}",
                      "--set", "encoder.max_length=32", "--set", "train.steps=1", "--set", "train.batch_size=8")
-    splits, method = _trained(run_dir)
+    splits, method = trained_run(run_dir)
     out = tmp_path / "out"
     manifest = _embed(run_dir, out)
     assert [table["name"] for table in manifest["tables"]] == ["corpus", "queries"]
@@ -389,7 +374,7 @@ def test_text_run_exports_corpus_and_queries_and_answers_text(tmp_path):
 def test_image_text_run_exports_images_and_captions(tmp_path):
     run_dir = _train(tmp_path / "run", "clip-emoji", "--set", "train.steps=1", "--set", "train.batch_size=16",
                      "--set", "data.image_size=16", "--set", "eval.bootstrap=0", "--set", "eval.templates=['{}']")
-    splits, method = _trained(run_dir)
+    splits, method = trained_run(run_dir)
     out = tmp_path / "out"
     manifest = _embed(run_dir, out)
     assert [table["name"] for table in manifest["tables"]] == ["images", "captions"]

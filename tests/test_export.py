@@ -21,9 +21,7 @@ from contrastkit.cli import app
 from contrastkit.nn.encoder_folder import WEIGHTS_FILE, write_encoder_folder
 from contrastkit.nn.registry import build_encoder
 from contrastkit.nn.series import SeriesInstanceEncoder
-from contrastkit.train.checkpoint import load_checkpoint, resolve_checkpoint
-from contrastkit.train.config import load_run_config, resolved
-from contrastkit.train.run import build_method_from_config, load_data
+from tests.conftest import cli_error_line, trained_run
 
 runner = CliRunner()
 QUIET = ["--set", "eval.baselines=false", "--set", "eval.plots=false", "--set", "train.progress=false"]
@@ -42,21 +40,8 @@ def _export(run_dir: Path, out: Path, output_format: str, *arguments: str) -> Pa
     return out
 
 
-def _error_line(result) -> str:
-    """The one ``error: ...`` line of a refused command (exit code 2, no traceback)."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
-def _trained(run_dir: Path):
-    """``(splits, method)``: the run's data and model with its newest checkpoint, in eval mode."""
-    config = resolved(load_run_config(run_dir))
-    splits = load_data(config)
-    method = build_method_from_config(config, splits)
-    load_checkpoint(resolve_checkpoint(run_dir / "checkpoints"), method, restore_rng=False)
-    return splits, method.eval()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +78,7 @@ def test_sentence_transformers_folder_embeds_like_the_run(text_run, tmp_path):
     assert json.loads((out / "1_Pooling" / "config.json").read_text())["pooling_mode_mean_tokens"] is True
     assert json.loads((out / "sentence_bert_config.json").read_text())["max_seq_length"] == 32
     assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
-    splits, method = _trained(text_run)
+    splits, method = trained_run(text_run)
     texts = list(splits.test.corpus.values()) + ["short", "def f(x):\n    return x * 2"]  # long ones truncate at 32
     expected = method.encode_texts(texts).numpy()
     model = st.SentenceTransformer(str(out), device="cpu")
@@ -140,7 +125,7 @@ def test_a_text_method_that_transforms_its_embedding_is_refused(text_run, tmp_pa
         return loaded
 
     monkeypatch.setattr(export_module, "load_run", with_a_head)
-    line = _error_line(runner.invoke(app, ["export", str(text_run), "--format", "sentence-transformers",
+    line = cli_error_line(runner.invoke(app, ["export", str(text_run), "--format", "sentence-transformers",
                                            "--out", str(tmp_path / "st")]))
     assert "embeds texts with more than its encoder" in line and "'mnrl'" in line and "--format safetensors" in line
     assert list(tmp_path.iterdir()) == []
@@ -155,7 +140,7 @@ def test_image_encoder_round_trips_exactly(digits_run, tmp_path):
     assert config["encoder"] == "small-resnet" and config["arguments"]["in_channels"] == 1
     encoder = contrastkit.load_encoder(out)
     assert not encoder.training and isinstance(encoder, torch.nn.Module)
-    splits, method = _trained(digits_run)
+    splits, method = trained_run(digits_run)
     inputs = splits.test.inputs[:32]
     with torch.no_grad():
         assert torch.equal(encoder(inputs), method.embed(inputs))
@@ -169,7 +154,7 @@ def test_series_encoder_round_trips_exactly(tmp_path):
     out = _export(run_dir, tmp_path / "enc", "safetensors")
     encoder = contrastkit.load_encoder(out)
     assert type(encoder).__name__ == "DilatedConvEncoder"  # the registered ts-dilated-conv, not TS2Vec's wrapper
-    splits, method = _trained(run_dir)
+    splits, method = trained_run(run_dir)
     series = splits.test.inputs[:16]
     with torch.no_grad():
         # TS2Vec embeds with the averaged weights, max-pooled over time: the export is that network.
@@ -180,7 +165,7 @@ def test_series_encoder_round_trips_exactly(tmp_path):
 def test_text_encoder_round_trips_without_the_model_package(text_run, tmp_path, monkeypatch):
     out = _export(text_run, tmp_path / "enc", "safetensors")
     assert not list((out / "transformer").glob("*.safetensors"))  # the weights are stored once
-    splits, method = _trained(text_run)  # the run itself reads the packaged MiniLM
+    splits, method = trained_run(text_run)  # the run itself reads the packaged MiniLM
     from contrastkit.nn import text as text_module
 
     def no_package():
@@ -240,14 +225,14 @@ def test_a_damaged_folder_fails_with_one_line_naming_the_file(digits_run, tmp_pa
 
 def test_bad_inputs_are_refused_with_one_line(digits_run, tmp_path):
     out = str(tmp_path / "out")
-    line = _error_line(runner.invoke(app, ["export", str(tmp_path), "--format", "safetensors", "--out", out]))
+    line = cli_error_line(runner.invoke(app, ["export", str(tmp_path), "--format", "safetensors", "--out", out]))
     assert "is not a run directory" in line and "config.yaml" in line
-    line = _error_line(runner.invoke(app, ["export", str(digits_run), "--format", "onnx", "--out", out]))
+    line = cli_error_line(runner.invoke(app, ["export", str(digits_run), "--format", "onnx", "--out", out]))
     assert "expected one of sentence-transformers, safetensors, got 'onnx'" in line
-    line = _error_line(runner.invoke(app, ["export", str(digits_run), "--format", "sentence-transformers",
+    line = cli_error_line(runner.invoke(app, ["export", str(digits_run), "--format", "sentence-transformers",
                                            "--out", out]))
     assert "cannot be exported as a sentence-transformers model" in line and "SmallResNet" in line
-    line = _error_line(runner.invoke(app, ["export", str(digits_run), "--format", "safetensors", "--force",
+    line = cli_error_line(runner.invoke(app, ["export", str(digits_run), "--format", "safetensors", "--force",
                                            "--out", str(digits_run)]))
     assert "outside the run directory" in line and (digits_run / "config.yaml").is_file()
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # nothing half-written
@@ -257,7 +242,7 @@ def test_an_occupied_out_is_replaced_only_with_force(digits_run, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    line = _error_line(runner.invoke(app, ["export", str(digits_run), "--format", "safetensors", "--out", str(out)]))
+    line = cli_error_line(runner.invoke(app, ["export", str(digits_run), "--format", "safetensors", "--out", str(out)]))
     assert "--force" in line and (out / "keep.txt").read_text() == "mine"
     _export(digits_run, out, "safetensors", "--force")
     assert not (out / "keep.txt").exists() and (out / "encoder.json").is_file()
@@ -272,7 +257,7 @@ def test_a_failed_export_leaves_nothing_behind(digits_run, tmp_path, monkeypatch
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("contrastkit.nn.encoder_folder.save_file", full_disk)
-    line = _error_line(runner.invoke(app, ["export", str(digits_run), "--format", "safetensors",
+    line = cli_error_line(runner.invoke(app, ["export", str(digits_run), "--format", "safetensors",
                                            "--out", str(tmp_path / "new")]))
     assert "No space left on device" in line and list(tmp_path.iterdir()) == []
 
@@ -283,7 +268,7 @@ def test_graph_encoder_round_trips_exactly(tmp_path):
                      "--set", "train.batch_size=8", "--set", "eval.knn_k=5")
     out = _export(run_dir, tmp_path / "enc", "safetensors")
     encoder = contrastkit.load_encoder(out)
-    splits, method = _trained(run_dir)
+    splits, method = trained_run(run_dir)
     graphs = splits.train.__getitems__(list(range(8))).inputs
     with torch.no_grad():
         assert torch.equal(encoder(graphs), method.encoder(graphs))
